@@ -1,0 +1,196 @@
+"""Settings: a TOML file validated by pydantic, with ``INTAKE_<SECTION>__<KEY>`` overrides.
+
+Why a file plus environment: the file is what the operator edits and keeps in version
+control; the environment is where deployments put per-machine values and the only place
+secrets may come from (``password_env`` names the variable, the file never holds one).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import ConfigError
+
+TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+DEFAULT_CONFIG = Path("config/intake.toml")
+ENV_PREFIX = "INTAKE_"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Campaign(_Section):
+    year: int = Field(2021, ge=2000, le=2100)
+    deadline: datetime = datetime(2021, 2, 20, tzinfo=TZ)
+    late_policy: Literal["accept", "reject"] = "accept"
+
+    @field_validator("deadline")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        # A deadline without an offset means Vietnamese local time, as the letter does.
+        return value if value.tzinfo else value.replace(tzinfo=TZ)
+
+
+class Mailbox(_Section):
+    host: str = "imap.gmail.com"
+    port: int = Field(993, ge=1, le=65535)
+    security: Literal["ssl", "starttls", "none"] = "ssl"
+    username: str = "bantckt.tdbentre@gmail.com"
+    password_env: str = "INTAKE_IMAP_PASSWORD"
+    folder: str = "INBOX"
+    processed_folder: str = "Intake/Processed"
+    review_folder: str = "Intake/Review"
+    timeout_seconds: float = Field(60.0, gt=0)
+    batch_size: int = Field(50, ge=1, le=1000)
+    max_attempts: int = Field(3, ge=1)
+    ca_file: Path | None = None
+
+
+class Smtp(_Section):
+    host: str = "smtp.gmail.com"
+    port: int = Field(465, ge=1, le=65535)
+    security: Literal["ssl", "starttls", "none"] = "ssl"
+    username: str = "bantckt.tdbentre@gmail.com"
+    password_env: str = "INTAKE_SMTP_PASSWORD"
+    from_address: str = "bantckt.tdbentre@gmail.com"
+    from_name: str = "Ban Tổ chức – Kiểm tra Tỉnh đoàn Bến Tre"
+    max_replies_per_hour: int = Field(5, ge=0)
+    dry_run: bool = False
+    timeout_seconds: float = Field(60.0, gt=0)
+    max_attempts: int = Field(8, ge=1)
+    ca_file: Path | None = None
+
+
+class Rules(_Section):
+    min_members_provincial: int = Field(15, ge=0)
+    min_members_district: int = Field(10, ge=0)
+    provincial_requires_district_model: bool = True
+    recognised_since: int = 2018
+    require_sender_auth: bool = True
+    authserv_id: str = "mx.google.com"
+    trusted_forwarders: list[str] = []
+    staff: list[str] = []
+
+    @field_validator("trusted_forwarders", "staff", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.replace(";", ",").split(",") if part.strip()]
+        return value
+
+
+class Limits(_Section):
+    """Explicit ceilings on what one sender can make us read (bombs, giants, nesting)."""
+
+    max_file_bytes: int = Field(10 * 1024 * 1024, ge=1)
+    max_uncompressed_bytes: int = Field(100 * 1024 * 1024, ge=1)
+    max_rows: int = Field(50_000, ge=1)
+    max_columns: int = Field(200, ge=1)
+    max_sheets: int = Field(50, ge=1)
+    max_zip_members: int = Field(50, ge=1)
+    max_zip_depth: int = Field(2, ge=0)
+    max_attachments: int = Field(20, ge=1)
+    max_message_bytes: int = Field(40 * 1024 * 1024, ge=1)
+
+
+class Paths(_Section):
+    reference_dir: Path = Path("config/reference")
+    data_dir: Path = Path("data")
+    workbook: Path = Path("data/TongHop_ChiDoanKieuMau.xlsx")
+    templates_dir: Path = Path("templates")
+
+
+class Settings(_Section):
+    campaign: Campaign = Campaign()
+    mailbox: Mailbox = Mailbox()
+    smtp: Smtp = Smtp()
+    rules: Rules = Rules()
+    limits: Limits = Limits()
+    paths: Paths = Paths()
+
+    def secret(self, variable: str) -> str | None:
+        """Read a secret from the environment only; never logged, never stored."""
+        value = os.environ.get(variable)
+        return value if value else None
+
+
+def _env_overrides(environ: dict[str, str]) -> dict[str, dict[str, str]]:
+    overrides: dict[str, dict[str, str]] = {}
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        section, _, key = name[len(ENV_PREFIX):].partition("__")
+        overrides.setdefault(section.lower(), {})[key.lower()] = value
+    return overrides
+
+
+def _describe(error: ValidationError, source: str) -> str:
+    first = error.errors()[0]
+    key = ".".join(str(part) for part in first["loc"])
+    if first["type"] == "extra_forbidden":
+        reason = "unknown key"
+        if key.endswith("password"):
+            reason += " (secrets come only from the environment: set password_env)"
+    else:
+        reason = first["msg"]
+    more = len(error.errors()) - 1
+    tail = f" (+{more} more)" if more else ""
+    return f"{source}: invalid key '{key}': {reason}{tail}"
+
+
+def _resolve(settings: Settings, base: Path) -> Settings:
+    def absolute(path: Path | None) -> Path | None:
+        if path is None:
+            return None
+        path = path.expanduser()
+        return path if path.is_absolute() else (base / path).resolve()
+
+    paths = settings.paths.model_copy(
+        update={name: absolute(getattr(settings.paths, name)) for name in Paths.model_fields}
+    )
+    mailbox = settings.mailbox.model_copy(update={"ca_file": absolute(settings.mailbox.ca_file)})
+    smtp = settings.smtp.model_copy(update={"ca_file": absolute(settings.smtp.ca_file)})
+    return settings.model_copy(update={"paths": paths, "mailbox": mailbox, "smtp": smtp})
+
+
+def load_settings(path: Path | str | None = None, environ: dict[str, str] | None = None) -> Settings:
+    """Load, override from the environment, validate and resolve relative paths.
+
+    Relative paths are resolved against the configuration file's folder, so the service
+    behaves the same whatever directory systemd or cron starts it in.
+    """
+    path = Path(path) if path else DEFAULT_CONFIG
+    environ = dict(os.environ if environ is None else environ)
+    if not path.is_file():
+        raise ConfigError(f"configuration file not found: {path}")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    for section, values in _env_overrides(environ).items():
+        target = data.setdefault(section, {})
+        if not isinstance(target, dict):
+            raise ConfigError(f"environment override for '{section}' but it is not a section")
+        target.update(values)
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, str(path))) from None
+    return _resolve(settings, path.resolve().parent)
+
+
+def settings_for(base: Path, **sections: dict[str, Any]) -> Settings:
+    """Settings built in code (tests, demo), paths resolved against ``base``."""
+    return _resolve(Settings.model_validate(sections), base)

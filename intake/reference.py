@@ -1,0 +1,169 @@
+"""The province's reference lists: units, communes and hamlet party cells (SPEC §2).
+
+Loaded once per cycle from the CSVs in ``reference_dir``; lookups are by the name key of
+``text.name_key`` and always inside one unit, because three commune names exist in two
+units each.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from email.utils import parseaddr
+from pathlib import Path
+
+from .errors import ReferenceDataError
+from .text import clean, name_key
+
+
+@dataclass(frozen=True)
+class Unit:
+    code: str
+    name: str
+    district: str
+    emails: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PartyCell:
+    unit_code: str
+    commune_code: str
+    commune_name: str
+    hamlet: str
+    name: str
+    recognised_year: int | None
+    registered_year: int | None
+
+    @property
+    def key(self) -> str:
+        return name_key(self.hamlet)
+
+
+@dataclass
+class Commune:
+    unit_code: str
+    code: str
+    name: str
+    title: str  # "NTM", "ĐTVM" or ""
+    cells: list[PartyCell] = field(default_factory=list)
+
+    @property
+    def key(self) -> str:
+        return name_key(self.name)
+
+    def cell(self, text: str) -> PartyCell | None:
+        key = name_key(text)
+        for cell in self.cells:
+            if key in (cell.key, name_key(cell.name)):
+                return cell
+        return None
+
+
+@dataclass
+class Reference:
+    units: dict[str, Unit]
+    communes: dict[str, list[Commune]]  # by unit code
+
+    def unit_for_address(self, address: str) -> Unit | None:
+        wanted = parseaddr(address)[1].strip().lower()
+        for unit in self.units.values():
+            if wanted and wanted in unit.emails:
+                return unit
+        return None
+
+    def unit_by_text(self, text: str) -> Unit | None:
+        """A unit named in a cell or heading: code, full name or district name."""
+        key = name_key(text)
+        if not key:
+            return None
+        for unit in self.units.values():
+            names = {unit.code.lower(), name_key(unit.name), name_key(unit.district)}
+            names |= {name_key(unit.name.replace("Huyện đoàn", "").replace("Thành đoàn", ""))}
+            if key in names or key.removeprefix("huyen doan ") in names:
+                return unit
+            if key.removeprefix("thanh doan ") in names or key.removeprefix("huyen ") in names:
+                return unit
+        return None
+
+    def commune(self, unit_code: str, text: str) -> Commune | None:
+        key = name_key(text)
+        for commune in self.communes.get(unit_code, []):
+            if commune.key == key:
+                return commune
+        return None
+
+    def units_with_commune(self, text: str) -> list[Unit]:
+        key = name_key(text)
+        return [
+            self.units[code]
+            for code, communes in self.communes.items()
+            if any(commune.key == key for commune in communes)
+        ]
+
+    def titled_communes(self, unit_code: str) -> list[Commune]:
+        return [c for c in self.communes.get(unit_code, []) if c.title]
+
+
+def _read(path: Path, columns: list[str]) -> list[dict[str, str]]:
+    if not path.is_file():
+        raise ReferenceDataError(f"reference file missing: {path}")
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        reader = csv.DictReader(handle)
+        missing = [c for c in columns if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ReferenceDataError(f"{path.name}: missing column(s) {', '.join(missing)}")
+        return [{k: clean(v) for k, v in row.items() if k} for row in reader]
+
+
+def _year(text: str, path: Path, line: int) -> int | None:
+    if not text:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise ReferenceDataError(f"{path.name} line {line}: not a year: {text!r}") from None
+
+
+def load_reference(folder: Path) -> Reference:
+    """Read the three CSVs; a malformed file is an operator error, raised with its line."""
+    units = {
+        row["unit_code"]: Unit(
+            code=row["unit_code"],
+            name=row["unit_name"],
+            district=row["district_name"],
+            emails=tuple(e.strip().lower() for e in row["emails"].split(";") if e.strip()),
+        )
+        for row in _read(folder / "units.csv", ["unit_code", "unit_name", "district_name", "emails"])
+    }
+    communes: dict[str, list[Commune]] = {code: [] for code in units}
+    by_code: dict[tuple[str, str], Commune] = {}
+    path = folder / "communes.csv"
+    for line, row in enumerate(
+        _read(path, ["unit_code", "commune_code", "commune_name", "title"]), start=2
+    ):
+        if row["unit_code"] not in units:
+            raise ReferenceDataError(f"{path.name} line {line}: unknown unit {row['unit_code']}")
+        commune = Commune(row["unit_code"], row["commune_code"], row["commune_name"], row["title"])
+        communes[commune.unit_code].append(commune)
+        by_code[(commune.unit_code, commune.code)] = commune
+    path = folder / "party_cells.csv"
+    columns = ["unit_code", "commune_code", "commune_name", "hamlet_name", "party_cell_name",
+               "recognised_year", "registered_year"]
+    for line, row in enumerate(_read(path, columns), start=2):
+        commune = by_code.get((row["unit_code"], row["commune_code"]))
+        if commune is None:
+            raise ReferenceDataError(
+                f"{path.name} line {line}: commune {row['commune_code']} not in communes.csv"
+            )
+        commune.cells.append(
+            PartyCell(
+                unit_code=row["unit_code"],
+                commune_code=row["commune_code"],
+                commune_name=commune.name,
+                hamlet=row["hamlet_name"],
+                name=row["party_cell_name"],
+                recognised_year=_year(row["recognised_year"], path, line),
+                registered_year=_year(row["registered_year"], path, line),
+            )
+        )
+    return Reference(units=units, communes=communes)

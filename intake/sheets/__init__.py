@@ -1,0 +1,1 @@
+"""Spreadsheets: reading any supported file, finding its header, typing and checking rows."""

@@ -1,0 +1,293 @@
+"""Any supported file -> tables of cells at their Excel positions, within explicit limits.
+
+One reader, python-calamine (Rust), for .xlsx/.xlsm/.xlsb/.xls/.ods: it is ten times
+faster than openpyxl on large sheets, never runs macros, does not expand XML entities,
+refuses ODS repeat bombs with a cell limit, reads Strict OOXML, and reports merged
+ranges (needed for the two-row header). CSV goes through the standard library with an
+encoding guess. What a file *declares* (dimensions, sizes) is never trusted: sizes are
+checked against the zip directory and rows are counted as they stream.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import datetime as dt
+import io
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import PurePath
+
+import python_calamine as calamine
+
+from ..config import Limits
+from ..findings import Finding, finding
+from ..text import clean, nfc
+from .tcvn3 import looks_tcvn3, tcvn3_to_unicode
+
+SPREADSHEET_SUFFIXES = {".xlsx", ".xlsm", ".xlsb", ".xls", ".ods", ".csv"}
+ARCHIVE_SUFFIXES = {".zip"}
+ZIP_MAGIC = b"PK\x03\x04"
+OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+
+
+@dataclass
+class Table:
+    """One sheet's cells; ``rows[i][j]`` is the cell at Excel row i+1, column j+1."""
+
+    file: str
+    sheet: str
+    rows: list[list[object]]
+    merged: list[tuple[int, int, int, int]] = field(default_factory=list)  # 0-based, inclusive
+    hidden: bool = False
+
+    def value(self, row: int, col: int) -> object:
+        """Cell value by 0-based position, None outside the grid."""
+        if 0 <= row < len(self.rows) and 0 <= col < len(self.rows[row]):
+            return self.rows[row][col]
+        return None
+
+
+@dataclass
+class FileRead:
+    """The outcome of reading one file: its tables, or the findings that explain why not."""
+
+    file: str
+    tables: list[Table] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    data: bytes = b""
+    kind: str = ""
+
+
+class TooLarge(Exception):
+    """A limit was hit; the message (Vietnamese) says which."""
+
+
+def column_letter(index: int) -> str:
+    """1-based column number -> Excel letters (1 -> A, 27 -> AA)."""
+    letters = ""
+    while index > 0:
+        index, rest = divmod(index - 1, 26)
+        letters = chr(65 + rest) + letters
+    return letters
+
+
+def is_spreadsheet_name(name: str) -> bool:
+    return PurePath(name.lower()).suffix in SPREADSHEET_SUFFIXES | ARCHIVE_SUFFIXES
+
+
+def _cell(value: object) -> object:
+    """Normalise a calamine value: '' -> None, whole floats -> int, text -> NFC Unicode."""
+    if value == "" or value is None:
+        return None
+    if isinstance(value, float):
+        return int(value) if value.is_integer() and abs(value) < 1e15 else value
+    if isinstance(value, str):
+        text = tcvn3_to_unicode(value) if looks_tcvn3(value) else value
+        return nfc(text)
+    if isinstance(value, dt.timedelta):
+        return str(value)
+    return value
+
+
+def _limit_rows(rows: Iterator[list[object]], limits: Limits, offset: int) -> list[list[object]]:
+    out: list[list[object]] = []
+    width = limits.max_columns
+    for count, raw in enumerate(rows, start=1):
+        if count > limits.max_rows:
+            raise TooLarge(f"trang tính có hơn {limits.max_rows:,} dòng".replace(",", "."))
+        cells = [None] * offset + [_cell(v) for v in raw[: max(0, width - offset)]]
+        while cells and cells[-1] is None:
+            cells.pop()
+        out.append(cells)
+    while out and not out[-1]:
+        out.pop()
+    return out
+
+
+def _check_zip(data: bytes, limits: Limits) -> None:
+    """Refuse zip bombs from the central directory before any member is inflated."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            total = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise ValueError(str(exc)) from exc
+    if total > limits.max_uncompressed_bytes:
+        raise TooLarge(
+            f"dung lượng sau giải nén ({total // 1_000_000} MB) vượt giới hạn "
+            f"{limits.max_uncompressed_bytes // 1_000_000} MB"
+        )
+
+
+def _read_workbook(name: str, data: bytes, limits: Limits) -> list[Table]:
+    if data.startswith(ZIP_MAGIC):
+        _check_zip(data, limits)
+    workbook = calamine.CalamineWorkbook.from_filelike(io.BytesIO(data))
+    try:
+        metadata = workbook.sheets_metadata
+        if len(metadata) > limits.max_sheets:
+            raise TooLarge(f"tệp có {len(metadata)} trang tính (tối đa {limits.max_sheets})")
+        tables = []
+        for index, meta in enumerate(metadata):
+            if str(meta.typ) not in ("SheetTypeEnum.WorkSheet", "WorkSheet"):
+                continue
+            sheet = workbook.get_sheet_by_index(index)
+            start = sheet.start
+            offset = start[1] if start else 0
+            rows = _limit_rows(sheet.iter_rows(), limits, offset) if start else []
+            merged = [
+                (r1, c1, r2, c2)
+                for (r1, c1), (r2, c2) in (sheet.merged_cell_ranges or [])
+            ]
+            hidden = "Visible" not in str(meta.visible)
+            tables.append(Table(name, nfc(meta.name), rows, merged, hidden))
+        return tables
+    finally:
+        workbook.close()
+
+
+def _decode_text(data: bytes) -> str:
+    """CSV bytes -> text: BOMs first, then strict UTF-8, then Windows-1258 (Vietnamese)."""
+    for bom, encoding in ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"),
+                          (codecs.BOM_UTF16_BE, "utf-16")):
+        if data.startswith(bom):
+            return data.decode(encoding, errors="replace")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("cp1258", errors="replace")
+
+
+def _read_csv(name: str, data: bytes, limits: Limits) -> list[Table]:
+    text = _decode_text(data).replace("\x00", "")
+    sample = text[:8192]
+    try:
+        dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(sample, delimiters=",;\t|")
+    except csv.Error:
+        dialect = csv.excel
+    reader = csv.reader(io.StringIO(text, newline=""), dialect)
+    rows = _limit_rows(iter(reader), limits, 0)
+    return [Table(name, PurePath(name).stem or "CSV", rows)]
+
+
+def _unreadable(name: str, why: str) -> Finding:
+    return finding(
+        "FILE_UNREADABLE",
+        f"Không đọc được tệp {name}: {why}. Vui lòng lưu lại bằng Excel (.xlsx) và gửi lại.",
+        file=name,
+    )
+
+
+def read_file(name: str, data: bytes, limits: Limits, depth: int = 0) -> list[FileRead]:
+    """Read one attachment; a .zip gives one result per spreadsheet inside it.
+
+    Never raises for bad input: every failure is a ``FILE_*`` finding.
+    """
+    display = clean(name) or "(không tên)"
+    suffix = PurePath(display.lower()).suffix
+    if len(data) > limits.max_file_bytes:
+        return [FileRead(display, findings=[finding(
+            "FILE_TOO_LARGE",
+            f"Tệp {display} có dung lượng {len(data) // 1024:,} KB, vượt giới hạn "
+            f"{limits.max_file_bytes // 1024:,} KB.".replace(",", "."),
+            file=display)])]
+    if suffix in ARCHIVE_SUFFIXES or (suffix not in SPREADSHEET_SUFFIXES and _is_plain_zip(data)):
+        return _read_zip(display, data, limits, depth)
+    if suffix not in SPREADSHEET_SUFFIXES:
+        return [FileRead(display, findings=[finding(
+            "FILE_UNSUPPORTED",
+            f"Tệp {display} không phải bảng tính. Vui lòng gửi danh sách dạng Excel "
+            "(.xlsx, .xls), LibreOffice (.ods) hoặc .csv.",
+            file=display, value=suffix)])]
+    if not data:
+        return [FileRead(display, findings=[_unreadable(display, "tệp rỗng (0 byte)")])]
+    result = FileRead(display, data=data, kind=suffix)
+    try:
+        if suffix == ".csv" and not data.startswith((ZIP_MAGIC, OLE_MAGIC)):
+            result.tables = _read_csv(display, data, limits)
+        else:
+            result.tables = _read_workbook(display, data, limits)
+    except TooLarge as exc:
+        result.findings.append(finding(
+            "FILE_TOO_LARGE", f"Tệp {display} vượt giới hạn: {exc}.", file=display))
+    except calamine.PasswordError:
+        result.findings.append(finding(
+            "FILE_ENCRYPTED",
+            f"Tệp {display} được đặt mật khẩu nên không mở được. Vui lòng gỡ mật khẩu và gửi lại.",
+            file=display))
+    except Exception as exc:  # calamine raises several types for broken files; all mean one thing
+        result.findings.append(_unreadable(display, _reason(exc)))
+    return [result]
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc).lower()
+    if "password" in text or "encrypt" in text:
+        return "tệp được mã hóa"
+    if "cell limit" in text:
+        return "tệp khai báo số ô quá lớn"
+    return "tệp bị hỏng, không đúng định dạng hoặc bị cắt cụt"
+
+
+def _is_plain_zip(data: bytes) -> bool:
+    if not data.startswith(ZIP_MAGIC):
+        return False
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            names = set(archive.namelist())
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return False
+    return "[Content_Types].xml" not in names and "mimetype" not in names
+
+
+def _read_zip(name: str, data: bytes, limits: Limits, depth: int) -> list[FileRead]:
+    if depth >= limits.max_zip_depth:
+        return [FileRead(name, findings=[finding(
+            "FILE_TOO_LARGE", f"Tệp nén {name} lồng quá {limits.max_zip_depth} cấp.", file=name)])]
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        members = [info for info in archive.infolist() if not info.is_dir()]
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        return [FileRead(name, findings=[_unreadable(name, _reason(exc))])]
+    with archive:
+        if len(members) > limits.max_zip_members:
+            return [FileRead(name, findings=[finding(
+                "FILE_TOO_LARGE",
+                f"Tệp nén {name} chứa {len(members)} tệp (tối đa {limits.max_zip_members}).",
+                file=name)])]
+        if sum(m.file_size for m in members) > limits.max_uncompressed_bytes:
+            return [FileRead(name, findings=[finding(
+                "FILE_TOO_LARGE", f"Tệp nén {name} vượt giới hạn dung lượng sau giải nén.",
+                file=name)])]
+        results: list[FileRead] = []
+        for member in members:
+            inner = f"{name}/{_member_name(member)}"
+            if not is_spreadsheet_name(inner):
+                continue
+            try:
+                with archive.open(member) as handle:
+                    payload = handle.read(limits.max_file_bytes + 1)
+            except (zipfile.BadZipFile, OSError, ValueError, RuntimeError, NotImplementedError) as exc:
+                encrypted = "encrypted" in str(exc).lower() or "password" in str(exc).lower()
+                code = "FILE_ENCRYPTED" if encrypted else "FILE_UNREADABLE"
+                results.append(FileRead(inner, findings=[finding(
+                    code, f"Không giải nén được {inner}: "
+                    + ("tệp nén có mật khẩu." if encrypted else "tệp nén bị hỏng."), file=inner)]))
+                continue
+            results.extend(read_file(inner, payload, limits, depth + 1))
+        if not results:
+            results.append(FileRead(name, findings=[finding(
+                "FILE_UNSUPPORTED", f"Tệp nén {name} không chứa bảng tính nào.", file=name)]))
+        return results
+
+
+def _member_name(info: zipfile.ZipInfo) -> str:
+    # Old Windows zips store names in cp437 without the UTF-8 flag; Vietnamese becomes mojibake.
+    raw = info.filename
+    if not info.flag_bits & 0x800:
+        try:
+            raw = raw.encode("cp437").decode("utf-8")
+        except (UnicodeEncodeError, UnicodeDecodeError):
+            pass
+    return clean(PurePath(raw.replace("\\", "/")).name)

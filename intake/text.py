@@ -1,0 +1,95 @@
+"""Vietnamese text: NFC, folding for comparison, administrative prefixes.
+
+Names arrive in every spelling a district office produces (NFD from a Mac, no
+diacritics, "P.8" for "Phường 08"); comparison is done on a *key* so that all those
+spellings meet, while everything shown to people keeps the sender's own text in NFC.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+_SPACES = re.compile(r"\s+")
+_PUNCT = re.compile(r"[\.,;:/\\\-–—_()\[\]\"'`’“”!?*#]+")
+_LEADING_ZEROS = re.compile(r"\b0+(\d)")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+
+# Longest first, so "thi tran" wins over "tt" and "khu pho" over "kp".
+_PREFIXES = sorted(
+    [
+        "xa", "x", "phuong", "p", "thi tran", "tt", "ap", "khu pho", "kp", "khom",
+        "chi bo", "cb", "chi doan", "cd", "to dan pho",
+    ],
+    key=len,
+    reverse=True,
+)
+_PREFIX_RE = re.compile(r"^(?:(?:%s)\s+)+" % "|".join(re.escape(p) for p in _PREFIXES))
+
+
+def nfc(text: str) -> str:
+    """Unicode NFC, the form every stored and displayed string uses."""
+    return unicodedata.normalize("NFC", text)
+
+
+def clean(value: object) -> str:
+    """A cell or header value as display text: NFC, control characters gone, trimmed."""
+    if value is None:
+        return ""
+    text = nfc(str(value))
+    text = _CONTROL.sub("", text)
+    return _SPACES.sub(" ", text).strip()
+
+
+def strip_diacritics(text: str) -> str:
+    """Remove tone and vowel marks; đ/Đ become d/D (NFD does not decompose them)."""
+    text = text.replace("đ", "d").replace("Đ", "D")
+    decomposed = unicodedata.normalize("NFD", text)
+    return "".join(ch for ch in decomposed if unicodedata.category(ch) != "Mn")
+
+
+def fold(value: object) -> str:
+    """Comparison form: no diacritics, case folded, punctuation as spaces, spaces collapsed."""
+    text = strip_diacritics(clean(value)).casefold()
+    text = _PUNCT.sub(" ", text)
+    return _SPACES.sub(" ", text).strip()
+
+
+def _split_glued_prefix(text: str) -> str:
+    # "p8", "kp3", "x.an thanh" (after punctuation became a space) -> spaced form.
+    return re.sub(r"^(p|kp|x|tt|ap)(\d)", r"\1 \2", text)
+
+
+def name_key(value: object) -> str:
+    """Key for matching place, party-cell and branch names (SPEC §3 normalisation).
+
+    "Phường 08", "P.8" and "phường 8" all give "8"; "Chi bộ ấp Thới Long" and
+    "Ấp Thới Long" both give "thoi long".
+    """
+    text = _split_glued_prefix(fold(value))
+    text = _PREFIX_RE.sub("", text)
+    text = _LEADING_ZEROS.sub(r"\1", text)
+    return text.strip()
+
+
+def vietnamese_sort_key(value: str) -> tuple:
+    """Sort key in Vietnamese dictionary order: đ after d, tones after the base letter."""
+    order = "aăâbcdđeêghiklmnoôơpqrstuưvxy"
+    tones = {"\u0300": 1, "\u0309": 2, "\u0303": 3, "\u0301": 4, "\u0323": 5}
+    key: list[tuple[int, int, int]] = []
+    for char in nfc(value).casefold():
+        decomposed = unicodedata.normalize("NFD", char)
+        base = decomposed[0]
+        marks = decomposed[1:]
+        tone = 0
+        shape = ""
+        for mark in marks:
+            if mark in tones:
+                tone = tones[mark]
+            else:
+                shape += mark
+        letter = unicodedata.normalize("NFC", base + shape)
+        position = order.find(letter)
+        rank = position if position >= 0 else 100 + ord(letter[0])
+        key.append((rank, tone, 0))
+    return tuple(key)
