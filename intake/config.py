@@ -105,6 +105,13 @@ class Limits(_Section):
     max_message_bytes: int = Field(40 * 1024 * 1024, ge=1)
 
 
+class Schedule(_Section):
+    """How often ``intake run`` polls; later keys (reminders, digest) join this section."""
+
+    poll_minutes: float = Field(5.0, gt=0)
+    misfire_grace_seconds: int = Field(300, ge=1)
+
+
 class Paths(_Section):
     reference_dir: Path = Path("config/reference")
     data_dir: Path = Path("data")
@@ -118,6 +125,7 @@ class Settings(_Section):
     smtp: Smtp = Smtp()
     rules: Rules = Rules()
     limits: Limits = Limits()
+    schedule: Schedule = Schedule()
     paths: Paths = Paths()
 
     def secret(self, variable: str) -> str | None:

@@ -24,7 +24,7 @@ _PREFIXES = sorted(
     key=len,
     reverse=True,
 )
-_PREFIX_RE = re.compile(r"^(?:(?:%s)\s+)+" % "|".join(re.escape(p) for p in _PREFIXES))
+_PREFIX_RE = re.compile(r"^(?:(?:{})\s+)+".format("|".join(re.escape(p) for p in _PREFIXES)))
 
 
 def nfc(text: str) -> str:

@@ -1,0 +1,83 @@
+"""Spreadsheet files out of a message, forwarded messages included; names made safe.
+
+A file name from mail is sender text: it may hold "../", newlines, NUL or be 300
+characters long. It is cleaned before it is shown or used as part of a path.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from email.message import Message
+from pathlib import PurePath
+
+from ..sheets.read import is_spreadsheet_name
+
+SPREADSHEET_TYPES = {
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": ".xlsx",
+    "application/vnd.ms-excel": ".xls",
+    "application/vnd.ms-excel.sheet.macroenabled.12": ".xlsm",
+    "application/vnd.oasis.opendocument.spreadsheet": ".ods",
+    "text/csv": ".csv",
+    "application/zip": ".zip",
+    "application/x-zip-compressed": ".zip",
+}
+_UNSAFE = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]+')
+
+
+def safe_name(name: str, fallback: str = "tep-dinh-kem") -> str:
+    """A file name that is safe on any disk and readable: no folders, no control characters."""
+    text = unicodedata.normalize("NFC", name or "")
+    text = text.replace("\\", "/").split("/")[-1]
+    text = _UNSAFE.sub("_", text).strip(" ._")
+    if len(text) > 120:
+        suffix = PurePath(text).suffix[:10]
+        text = text[: 120 - len(suffix)] + suffix
+    return text or fallback
+
+
+@dataclass
+class Attachment:
+    name: str
+    data: bytes
+    content_type: str
+
+
+def _filename(part: Message) -> str:
+    try:
+        name = part.get_filename()
+    except Exception:
+        name = None
+    return str(name) if name else ""
+
+
+def extract(message: Message, max_attachments: int) -> tuple[list[Attachment], list[str]]:
+    """(spreadsheets, names of the other files ignored); nested rfc822 parts are walked."""
+    sheets: list[Attachment] = []
+    ignored: list[str] = []
+    for part in message.walk():
+        if part.is_multipart() or part.get_content_type() == "message/rfc822":
+            continue
+        ctype = part.get_content_type()
+        name = _filename(part)
+        disposition = (part.get_content_disposition() or "").lower()
+        if not name and ctype not in SPREADSHEET_TYPES:
+            continue
+        if not name and disposition != "attachment" and ctype == "text/csv":
+            continue
+        name = safe_name(name or "tep-dinh-kem" + SPREADSHEET_TYPES.get(ctype, ""))
+        if not is_spreadsheet_name(name) and ctype in SPREADSHEET_TYPES:
+            name += SPREADSHEET_TYPES[ctype]
+        if not is_spreadsheet_name(name):
+            ignored.append(name)
+            continue
+        if len(sheets) >= max_attachments:
+            ignored.append(name)
+            continue
+        try:
+            data = part.get_payload(decode=True) or b""
+        except Exception:
+            data = b""
+        sheets.append(Attachment(name, data, ctype))
+    return sheets, ignored

@@ -1,0 +1,180 @@
+"""One raw message -> who sent it, when, whether it is real, whether it may be answered.
+
+Parsing is defensive: a header that does not decode becomes empty text, never an
+exception, because every message must end with a status (SPEC §4).
+"""
+
+from __future__ import annotations
+
+import email
+import re
+from dataclasses import dataclass, field
+from email import policy
+from email.message import EmailMessage, Message
+from email.utils import getaddresses, parseaddr
+
+from ..text import clean, fold
+
+_ADDRESS = re.compile(r"[\w.+'-]+@[\w-]+(?:\.[\w-]+)+")
+_FORWARD_FROM = re.compile(r"^\s*(?:from|từ|tu)\s*:\s*(.+)$", re.IGNORECASE | re.MULTILINE)
+_FORWARD_MARK = re.compile(r"(forwarded message|original message|thư đã chuyển tiếp|"
+                           r"chuyển tiếp|-{5,})", re.IGNORECASE)
+BLOCKED_LOCAL_PARTS = {"mailer-daemon", "postmaster", "noreply", "no-reply", "do-not-reply",
+                       "donotreply"}
+
+
+def parse(raw: bytes) -> EmailMessage:
+    return email.message_from_bytes(raw, policy=policy.default)  # type: ignore[return-value]
+
+
+def header(message: Message, name: str) -> str:
+    """A header as clean text; undecodable or malformed headers give ''."""
+    try:
+        value = message.get(name)
+    except Exception:  # malformed header: the parser raises on access, not on parse
+        return ""
+    return clean(str(value)) if value is not None else ""
+
+
+def address(value: str) -> str:
+    found = parseaddr(value)[1].strip().lower()
+    if "@" not in found:
+        match = _ADDRESS.search(value)
+        found = match.group(0).lower() if match else ""
+    return found
+
+
+@dataclass
+class Envelope:
+    message_id: str
+    sender: str  # address, lower case
+    sender_display: str
+    subject: str
+    references: list[str] = field(default_factory=list)
+    auto_reason: str = ""  # why no automatic reply may be sent ("" = may reply)
+    bounce_of: list[str] = field(default_factory=list)  # our Message-IDs named by a DSN
+    auth: str = "none"  # "pass" or "fail"/"none" from the trusted Authentication-Results
+    forwarded_by: str = ""
+
+    @property
+    def addition(self) -> bool:
+        """"bổ sung" in the subject (any case, with or without diacritics) adds rows."""
+        return "bo sung" in fold(self.subject)
+
+
+def _auto_reason(message: Message, sender: str, own: set[str]) -> str:
+    auto = header(message, "Auto-Submitted").lower()
+    if auto and auto != "no":
+        return f"Auto-Submitted: {auto}"
+    precedence = header(message, "Precedence").lower()
+    if precedence in {"bulk", "list", "junk"}:
+        return f"Precedence: {precedence}"
+    if header(message, "List-Id") or header(message, "List-Unsubscribe"):
+        return "mailing list"
+    if message.get_content_type() == "multipart/report":
+        return "delivery report"
+    return_path = header(message, "Return-Path")
+    if return_path.strip() in ("<>", "") and message.get("Return-Path") is not None:
+        return "null return path"
+    local = sender.split("@")[0]
+    if local in BLOCKED_LOCAL_PARTS or "mailer-daemon" in return_path.lower():
+        return "mailer-daemon"
+    if sender in own:
+        return "our own address"
+    if header(message, "X-Autoreply") or header(message, "X-Autorespond"):
+        return "auto-reply header"
+    return ""
+
+
+def _bounced_ids(message: Message) -> list[str]:
+    """Message-IDs of ours a delivery report names (its returned headers or body)."""
+    if message.get_content_type() != "multipart/report" and "mailer-daemon" not in header(message, "From").lower():
+        return []
+    ids: list[str] = []
+    for part in message.walk():
+        if part.get_content_type() in ("message/rfc822", "text/rfc822-headers", "message/rfc822-headers"):
+            payload = part.get_payload()
+            inner = payload[0] if isinstance(payload, list) and payload else payload
+            text = inner.as_string() if isinstance(inner, Message) else str(inner)
+            ids += re.findall(r"(?im)^message-id:\s*(<[^>]+>)", text)
+    return ids
+
+
+def authentication(message: Message, authserv_id: str, sender: str) -> str:
+    """Read only the topmost Authentication-Results of the trusted receiving server.
+
+    Headers lower down could have been written by the sender; the receiving server adds
+    its own on top. dmarc=pass, or dkim/spf pass for the sender's own domain, is a pass.
+    """
+    try:
+        values = message.get_all("Authentication-Results") or []
+    except Exception:
+        return "none"
+    domain = sender.rsplit("@", 1)[-1]
+    for value in values:
+        text = " ".join(str(value).split())
+        server = text.split(";", 1)[0].strip().split()[0].lower() if text else ""
+        if server != authserv_id.lower():
+            continue
+        lowered = text.lower()
+        if re.search(r"\bdmarc=pass\b", lowered):
+            return "pass"
+        for method in ("dkim", "spf"):
+            for match in re.finditer(rf"\b{method}=pass\b([^;]*)", lowered):
+                rest = match.group(1)
+                where = re.search(r"(?:header\.[di]|smtp\.mailfrom|header\.from)=([^\s;]+)", rest)
+                if where and where.group(1).rsplit("@", 1)[-1].strip(">") == domain:
+                    return "pass"
+        return "fail"
+    return "none"
+
+
+def original_sender(message: Message) -> str:
+    """The first author of a forwarded message: an attached message/rfc822 or inline text."""
+    for part in message.walk():
+        if part.get_content_type() == "message/rfc822":
+            payload = part.get_payload()
+            inner = payload[0] if isinstance(payload, list) and payload else None
+            if isinstance(inner, Message):
+                return address(header(inner, "From"))
+    for part in message.walk():
+        if part.get_content_type() == "text/plain" and not part.get_filename():
+            try:
+                text = part.get_content()
+            except Exception:
+                continue
+            mark = _FORWARD_MARK.search(text)
+            if mark:
+                found = _FORWARD_FROM.search(text[mark.end():])
+                if found:
+                    return address(found.group(1))
+    return ""
+
+
+def envelope(message: Message, own: set[str], authserv_id: str,
+             trusted_forwarders: set[str]) -> Envelope:
+    raw_from = header(message, "From")
+    sender = address(raw_from)
+    if not sender:
+        sender = address(header(message, "Sender")) or address(header(message, "Return-Path"))
+    references = re.findall(r"<[^>]+>", header(message, "References"))
+    result = Envelope(
+        message_id=(re.findall(r"<[^>]+>", header(message, "Message-ID")) or [""])[0],
+        sender=sender,
+        sender_display=raw_from,
+        subject=header(message, "Subject"),
+        references=references,
+        auto_reason=_auto_reason(message, sender, own),
+        bounce_of=_bounced_ids(message),
+        auth=authentication(message, authserv_id, sender),
+    )
+    if sender in trusted_forwarders:
+        original = original_sender(message)
+        if original:
+            result.forwarded_by, result.sender = sender, original
+    return result
+
+
+def all_recipients(message: Message) -> list[str]:
+    values = [header(message, name) for name in ("To", "Cc")]
+    return [addr.lower() for _n, addr in getaddresses(values) if addr]

@@ -1,0 +1,435 @@
+"""One intake cycle: new mail -> recorded -> filed -> reply queued -> sent -> moved.
+
+Each arrow is one committed step in the store, and each step is idempotent, so a crash
+anywhere is finished by the next cycle: a message recorded but not filed is filed from
+its archived copy; a reply queued but not sent is sent; a message answered but not moved
+is moved. The UID high-water mark advances when a message is *recorded*, so nothing is
+fetched twice and nothing recorded is forgotten.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from imap_tools import MailBox
+
+from .config import Settings
+from .findings import Finding, finding
+from .mail import imap, smtp
+from .mail.attachments import extract, safe_name
+from .mail.envelope import Envelope, envelope, parse
+from .reference import Reference, Unit, load_reference
+from .replies import build as build_reply
+from .replies import check_templates, group_findings, local_time, where
+from .sheets.annotate import annotate, annotated_name
+from .sheets.checks import RowResult, check_coverage
+from .sheets.report import Report, check_files
+from .store import Store, now_iso, open_store
+from .text import name_key
+from .workbook import LEVELS
+from .workbook import write as write_workbook
+
+log = logging.getLogger(__name__)
+
+REVIEW_STATUSES = {"unknown-sender", "held"}
+
+
+@dataclass
+class CycleResult:
+    fetched: int = 0
+    statuses: dict[str, int] = field(default_factory=dict)
+    sent: dict[str, int] = field(default_factory=dict)
+    moved: int = 0
+    errors: list[str] = field(default_factory=list)
+    workbook: Path | None = None
+
+
+@dataclass
+class Outcome:
+    """What processing decided for one message, before anything is written."""
+
+    status: str
+    unit: Unit | None = None
+    detail: str = ""
+    late: bool = False
+    reply_kind: str = ""
+    reply_context: dict[str, object] = field(default_factory=dict)
+    report: Report | None = None
+    attachments: list[tuple[str, bytes]] = field(default_factory=list)
+    extra_findings: list[Finding] = field(default_factory=list)
+
+
+class Pipeline:
+    def __init__(self, settings: Settings, store: Store | None = None,
+                 reference: Reference | None = None) -> None:
+        self.settings = settings
+        self.store = store or open_store(settings.paths.data_dir)
+        self.reference = reference or load_reference(settings.paths.reference_dir)
+        self.templates = check_templates(settings.paths.templates_dir)
+        self.archive = settings.paths.data_dir / "archive"
+
+    # -- the cycle -------------------------------------------------------------------
+
+    def run_cycle(self, password: str | None = None) -> CycleResult:
+        """Poll once; raises ``MailboxError`` when the mailbox cannot be reached."""
+        settings = self.settings
+        result = CycleResult()
+        password = password if password is not None else settings.secret(
+            settings.mailbox.password_env)
+        with imap.connect(settings.mailbox, password) as box:
+            for folder in (settings.mailbox.processed_folder, settings.mailbox.review_folder):
+                imap.ensure_folder(box, folder)
+            folder = settings.mailbox.folder
+            validity = imap.select(box, folder)
+            last_uid = self._high_water(folder, validity)
+            uids = imap.uids_after(box, last_uid)
+            for start in range(0, len(uids), settings.mailbox.batch_size):
+                batch = uids[start:start + settings.mailbox.batch_size]
+                for item in imap.fetch(box, batch, settings.limits.max_message_bytes):
+                    result.fetched += 1
+                    self._record(folder, validity, item)
+            self._process_pending(folder, validity, result)
+            result.sent = smtp.deliver(self.store, settings)
+            result.moved = self._move_done(box, folder, validity, result)
+        self.store.event("cycle", f"fetched={result.fetched}")
+        result.workbook = write_workbook(self.store, self.reference, settings)
+        return result
+
+    def _high_water(self, folder: str, validity: int) -> int:
+        row = self.store.one("SELECT uidvalidity, last_uid FROM folders WHERE name=?", (folder,))
+        with self.store.transaction():
+            if row is None:
+                self.store.db.execute("INSERT INTO folders(name, uidvalidity, last_uid)"
+                                      " VALUES (?,?,0)", (folder, validity))
+                return 0
+            if int(row["uidvalidity"]) != validity:
+                # Every UID is new again: re-read, and let Message-ID + sha256 find repeats.
+                log.warning("UIDVALIDITY of %s changed %s -> %s", folder, row["uidvalidity"],
+                            validity)
+                self.store.event("uidvalidity", f"{folder}: {row['uidvalidity']} -> {validity}")
+                self.store.db.execute("UPDATE folders SET uidvalidity=?, last_uid=0 WHERE name=?",
+                                      (validity, folder))
+                return 0
+        return int(row["last_uid"])
+
+    def _record(self, folder: str, validity: int, item: imap.Fetched) -> None:
+        """Step 1: remember the message (and archive it) before doing anything with it."""
+        raw = item.raw or b""
+        digest = hashlib.sha256(raw).hexdigest()
+        received = (item.internal_date or datetime.now(UTC)).astimezone(UTC)
+        archive = self._archive_raw(raw, digest) if item.raw is not None else ""
+        message = parse(raw) if raw else None
+        message_id = ""
+        sender = subject = ""
+        if message is not None:
+            env = envelope(message, set(), self.settings.rules.authserv_id, set())
+            message_id, sender, subject = env.message_id, env.sender, env.subject
+        with self.store.transaction() as db:
+            exists = db.execute("SELECT 1 FROM messages WHERE folder=? AND uidvalidity=? AND uid=?",
+                                (folder, validity, item.uid)).fetchone()
+            if not exists:
+                twin = db.execute("SELECT id FROM messages WHERE message_id=? AND sha256=? AND"
+                                  " message_id != '' ORDER BY id LIMIT 1",
+                                  (message_id, digest)).fetchone()
+                status = None
+                detail = ""
+                if item.raw is None:
+                    status, detail = "held", (f"thư quá lớn ({item.size // 1_000_000} MB), "
+                                              "chưa tải về")
+                db.execute(
+                    "INSERT INTO messages(folder, uidvalidity, uid, message_id, sha256, received_at,"
+                    " sender, subject, status, detail, stage, archive, duplicate_of, created_at)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (folder, validity, item.uid, message_id, digest,
+                     received.isoformat(timespec="seconds"), sender, subject,
+                     (twin and "ignored") or status, "thư trùng lặp" if twin else detail,
+                     "filed" if (twin or status) else "recorded", archive,
+                     twin[0] if twin else None, now_iso()))
+            db.execute("UPDATE folders SET last_uid=MAX(last_uid, ?) WHERE name=?",
+                       (item.uid, folder))
+        log.info("recorded uid=%s message_id=%s", item.uid, message_id)
+
+    def _archive_raw(self, raw: bytes, digest: str) -> str:
+        """Originals kept unchanged, named by content, never overwritten."""
+        self.archive.mkdir(parents=True, exist_ok=True)
+        path = self.archive / f"{digest}.eml"
+        if not path.exists():
+            temp = path.with_suffix(".tmp")
+            temp.write_bytes(raw)
+            temp.replace(path)
+        return str(path.relative_to(self.settings.paths.data_dir))
+
+    def _process_pending(self, folder: str, validity: int, result: CycleResult) -> None:
+        pending = self.store.query(
+            "SELECT * FROM messages WHERE folder=? AND uidvalidity=? AND stage='recorded'"
+            " ORDER BY uid", (folder, validity))
+        for row in pending:
+            try:
+                raw = (self.settings.paths.data_dir / row["archive"]).read_bytes()
+                outcome = self.decide(raw, datetime.fromisoformat(row["received_at"]))
+                self.file(row, outcome, raw)
+                result.statuses[outcome.status] = result.statuses.get(outcome.status, 0) + 1
+            except Exception as exc:  # a bug or a pathological message must not stop the cycle
+                log.exception("processing failed uid=%s", row["uid"])
+                self._failed(row, exc, result)
+
+    def _failed(self, row, exc: Exception, result: CycleResult) -> None:
+        attempts = int(row["attempts"]) + 1
+        error = f"{type(exc).__name__}: {exc}"[:500]
+        result.errors.append(f"uid {row['uid']}: {error}")
+        with self.store.transaction() as db:
+            if attempts >= self.settings.mailbox.max_attempts:
+                db.execute("UPDATE messages SET attempts=?, error=?, status='held', stage='filed',"
+                           " detail=? WHERE id=?",
+                           (attempts, error, "lỗi khi xử lý, chờ Ban xem xét", row["id"]))
+            else:
+                db.execute("UPDATE messages SET attempts=?, error=? WHERE id=?",
+                           (attempts, error, row["id"]))
+
+    # -- deciding ---------------------------------------------------------------------
+
+    def decide(self, raw: bytes, received: datetime) -> Outcome:
+        """Steps 1–5 of SPEC §4 for one message; pure apart from reading the reference."""
+        settings = self.settings
+        message = parse(raw)
+        own = {settings.smtp.from_address.lower(), settings.mailbox.username.lower()}
+        env = envelope(message, own, settings.rules.authserv_id,
+                       {a.lower() for a in settings.rules.trusted_forwarders})
+        context = self._context(env, received)
+        if env.bounce_of:
+            smtp.mark_bounced(self.store, env.bounce_of)
+            return Outcome("ignored", detail="thư báo gửi không thành công")
+        if env.auto_reason:
+            return Outcome("ignored", detail=f"thư tự động ({env.auto_reason})")
+        unit = self.reference.unit_for_address(env.sender)
+        if unit is None:
+            return Outcome("unknown-sender", detail=f"địa chỉ {env.sender or '(trống)'} chưa đăng ký",
+                           reply_kind="unknown-sender" if env.sender else "",
+                           reply_context=context)
+        context["unit_name"] = unit.name
+        if settings.rules.require_sender_auth and env.auth != "pass":
+            return Outcome("held", unit, detail="không xác thực được người gửi "
+                           f"(Authentication-Results của {settings.rules.authserv_id}: {env.auth})")
+        late = received >= settings.campaign.deadline
+        if late and settings.campaign.late_policy == "reject":
+            return Outcome("rejected-late", unit, late=True, reply_kind="rejected-late",
+                           reply_context=context, detail="gửi sau hạn chót")
+        files, ignored = extract(message, settings.limits.max_attachments)
+        attachments = [(f.name, f.data) for f in files]
+        if not attachments:
+            context["ignored"] = ignored
+            return Outcome("no-attachment", unit, late=late, reply_kind="no-attachment",
+                           reply_context=context)
+        report = check_files(attachments, self.reference, settings, unit=unit, coverage=False)
+        extra = []
+        if late:
+            extra.append(finding(
+                "MAIL_LATE", f"Thư được nhận lúc {local_time(received)}, sau hạn chót "
+                f"{local_time(settings.campaign.deadline)}.", value=local_time(received)))
+        return Outcome("accepted", unit, late=late, report=report, attachments=attachments,
+                       reply_context=context, extra_findings=extra,
+                       detail="bổ sung" if env.addition else "")
+
+    def _context(self, env: Envelope, received: datetime) -> dict[str, object]:
+        return {"unit_name": "", "sender": env.sender, "received_at": local_time(received),
+                "deadline": local_time(self.settings.campaign.deadline),
+                "year": self.settings.campaign.year, "late": received >= self.settings.campaign.deadline,
+                "_env": env}
+
+    # -- filing -----------------------------------------------------------------------
+
+    def file(self, row, outcome: Outcome, raw: bytes) -> None:
+        """Steps 6–7 in one transaction: submission, rows, findings, and the queued reply."""
+        env: Envelope = outcome.reply_context.get("_env") or envelope(  # type: ignore[assignment]
+            parse(raw), set(), self.settings.rules.authserv_id, set())
+        with self.store.transaction() as db:
+            names = ", ".join(name for name, _ in outcome.attachments)
+            if outcome.report is not None and outcome.unit is not None:
+                outcome.status = self._file_submission(row, outcome, env)
+            db.execute("UPDATE messages SET status=?, unit_code=?, detail=?, late=?, attachments=?,"
+                       " stage='filed', error='' WHERE id=?",
+                       (outcome.status, outcome.unit.code if outcome.unit else None,
+                        outcome.detail, int(outcome.late), names, row["id"]))
+            if outcome.reply_kind or outcome.report is not None:
+                self._queue_reply(row, outcome, env)
+        log.info("filed uid=%s status=%s unit=%s", row["uid"], outcome.status,
+                 outcome.unit.code if outcome.unit else "-")
+
+    def _file_submission(self, row, outcome: Outcome, env: Envelope) -> str:
+        db = self.store.db
+        unit = outcome.unit
+        report = outcome.report
+        assert unit is not None and report is not None
+        addition = env.addition
+        cursor = db.execute(
+            "INSERT INTO submissions(message, unit_code, received_at, addition, status, late)"
+            " VALUES (?,?,?,?,?,?)",
+            (row["id"], unit.code, row["received_at"], int(addition), "accepted",
+             int(outcome.late)))
+        submission = cursor.lastrowid
+        for name, data in outcome.attachments:
+            digest = hashlib.sha256(data).hexdigest()
+            db.execute("INSERT INTO files(submission, name, sha256, path) VALUES (?,?,?,?)",
+                       (submission, name, digest, self._archive_file(name, data, digest)))
+        if addition:
+            for result in report.results:
+                key = self._hamlet(result)
+                if key[0]:
+                    old = [r[0] for r in db.execute(
+                        "SELECT id FROM rows WHERE unit_code=? AND current=1 AND commune_code=?"
+                        " AND hamlet_key=?", (unit.code, *key))]
+                    for old_id in old:
+                        db.execute("UPDATE rows SET current=0 WHERE id=?", (old_id,))
+                        db.execute("UPDATE findings SET current=0 WHERE row=?", (old_id,))
+            db.execute("UPDATE findings SET current=0 WHERE unit_code=? AND code IN"
+                       " ('COVERAGE_INCOMPLETE','MAIL_LATE')", (unit.code,))
+        else:
+            db.execute("UPDATE rows SET current=0 WHERE unit_code=?", (unit.code,))
+            db.execute("UPDATE findings SET current=0 WHERE unit_code=?", (unit.code,))
+        for file_report in report.files:
+            for f in file_report.findings:
+                self._insert_finding(submission, None, unit.code, f)
+        for result in report.results:
+            row_id = self._insert_row(submission, unit.code, row["received_at"], result)
+            for f in result.findings:
+                self._insert_finding(submission, row_id, unit.code, f)
+        registered = {
+            (r[0], r[1]) for r in db.execute(
+                "SELECT commune_code, hamlet_key FROM rows WHERE unit_code=? AND current=1 AND"
+                " valid=1", (unit.code,))
+        }
+        coverage = check_coverage(registered, unit, self.reference)
+        for f in coverage + outcome.extra_findings:
+            self._insert_finding(submission, None, unit.code, f)
+        errors = [f for f in report.findings + coverage if f.is_error]
+        late_error = outcome.late and self.settings.campaign.late_policy == "reject"
+        status = "needs-correction" if errors or late_error else "accepted"
+        if not report.results and not errors:
+            status = "needs-correction"
+        db.execute("UPDATE submissions SET status=? WHERE id=?", (status, submission))
+        outcome.reply_context.update(self._summary(report, coverage, outcome))
+        return status
+
+    def _hamlet(self, result: RowResult) -> tuple[str, str]:
+        if result.cell is not None:
+            return result.cell.commune_code, result.cell.key
+        code = result.commune.code if result.commune else ""
+        return code, name_key(result.row.text("party_cell"))
+
+    def _insert_row(self, submission: int, unit_code: str, received: str, r: RowResult) -> int:
+        row = r.row
+        commune_code, key = self._hamlet(r)
+        errors = "; ".join(f"{f.cell}: {f.title}" if f.cell else f.title
+                           for f in r.findings if f.is_error)
+        cursor = self.store.db.execute(
+            "INSERT INTO rows(submission, unit_code, file, sheet, row_number, commune, commune_code,"
+            " hamlet_key, branch, party_cell, cell_status, members, members_text, level,"
+            " district_model_year, secretary, phone, notes, valid, errors, received_at)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (submission, unit_code, row.file, row.sheet, row.number,
+             r.commune.name if r.commune else row.text("commune"), commune_code, key,
+             row.text("branch"), row.text("party_cell"), r.status_label, row.members,
+             row.text("members"), row.level, row.district_model_year, row.text("secretary"),
+             row.text("phone"), row.text("notes"), int(r.valid), errors, received))
+        return int(cursor.lastrowid or 0)
+
+    def _insert_finding(self, submission: int, row_id: int | None, unit_code: str,
+                        f: Finding) -> None:
+        self.store.db.execute(
+            "INSERT INTO findings(submission, row, unit_code, file, sheet, row_number,"
+            " column_letter, code, level, field, value, message, suggestion)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (submission, row_id, unit_code, f.file, f.sheet, f.row, f.column, f.code, f.level,
+             f.field, f.value, f.message, f.suggestion))
+
+    def _archive_file(self, name: str, data: bytes, digest: str) -> str:
+        folder = self.archive / "files"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{digest[:16]}-{safe_name(name)}"
+        if not path.exists():
+            path.write_bytes(data)
+        return str(path.relative_to(self.settings.paths.data_dir))
+
+    def _summary(self, report: Report, coverage: list[Finding], outcome: Outcome
+                 ) -> dict[str, object]:
+        findings = report.findings + coverage + outcome.extra_findings
+        errors = [f for f in findings if f.is_error]
+        warnings = [f for f in findings if not f.is_error]
+        valid = [r for r in report.results if r.valid]
+        return {
+            "files": [{"name": f.file, "rows": len(f.results), "valid_rows": f.valid_rows}
+                      for f in report.files],
+            "valid_rows": len(valid),
+            "provincial": sum(1 for r in valid if r.row.level == "provincial"),
+            "district": sum(1 for r in valid if r.row.level == "district"),
+            "errors": errors,
+            "groups": group_findings(errors),
+            "warnings": [{"where": where(f), "message": f.message, "suggestion": f.suggestion}
+                         for f in warnings],
+            "annotated": False,
+            "levels": LEVELS,
+        }
+
+    def _queue_reply(self, row, outcome: Outcome, env: Envelope) -> None:
+        kind = outcome.reply_kind or outcome.status
+        context = {k: v for k, v in outcome.reply_context.items() if not k.startswith("_")}
+        context.setdefault("unit_name", outcome.unit.name if outcome.unit else "")
+        context.setdefault("ignored", [])
+        files = self._annotated(outcome) if outcome.status == "needs-correction" else []
+        context["annotated"] = bool(files)
+        reply = build_reply(
+            self.settings, self.templates, kind, context, to=env.sender,
+            original_subject=env.subject, original_id=env.message_id,
+            references=env.references, status=outcome.status, late=outcome.late,
+            attachments=files)
+        smtp.queue(self.store, row["id"], kind, reply, outcome.status)
+
+    def _annotated(self, outcome: Outcome) -> list[tuple[str, bytes]]:
+        """The unit's own files, wrong cells in red, for the correction reply."""
+        report = outcome.report
+        if report is None:
+            return []
+        coverage = [f for f in outcome.reply_context.get("errors", [])  # type: ignore[union-attr]
+                    if f.code == "COVERAGE_INCOMPLETE"]
+        out = []
+        for index, file in enumerate(report.files):
+            extra = coverage if index == 0 else []
+            if not any(f.is_error for f in file.all_findings) and not extra:
+                continue
+            data = annotate(file, extra)
+            if data is not None:
+                out.append((annotated_name(file.file), data))
+        return out
+
+    # -- moving -----------------------------------------------------------------------
+
+    def _move_done(self, box: MailBox, folder: str, validity: int, result: CycleResult) -> int:
+        """Step 8: answered messages leave the watched folder (review when held)."""
+        moved = 0
+        for row in self.store.query(
+            "SELECT id, uid, status FROM messages WHERE folder=? AND uidvalidity=? AND"
+            " stage='filed' ORDER BY uid", (folder, validity)):
+            target = (self.settings.mailbox.review_folder if row["status"] in REVIEW_STATUSES
+                      else self.settings.mailbox.processed_folder)
+            try:
+                imap.move(box, int(row["uid"]), target)
+            except Exception as exc:  # left 'filed': the next cycle tries again
+                result.errors.append(f"uid {row['uid']}: {exc}")
+                continue
+            with self.store.transaction() as db:
+                db.execute("UPDATE messages SET stage='moved' WHERE id=?", (row["id"],))
+            moved += 1
+        return moved
+
+
+def rebuild(settings: Settings) -> Path:
+    """Rewrite the workbook from the store alone (``intake rebuild``)."""
+    store = open_store(settings.paths.data_dir)
+    try:
+        return write_workbook(store, load_reference(settings.paths.reference_dir), settings)
+    finally:
+        store.close()

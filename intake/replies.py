@@ -1,0 +1,121 @@
+"""Which reply a message gets, rendered from the staff-editable templates in ``templates/``.
+
+Text and HTML alternatives of one template pair; HTML is auto-escaped, so sender text
+(names, cell values) can never become markup. Every template is compiled at start, so a
+broken edit is reported before the first unit is answered, not in the middle of a cycle.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from email.message import EmailMessage
+from email.utils import format_datetime, formataddr, make_msgid
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from jinja2 import TemplateError as JinjaError
+
+from .config import TZ, Settings
+from .errors import TemplateError
+from .findings import Finding
+from .text import nfc
+
+KINDS = ("accepted", "needs-correction", "no-attachment", "unknown-sender", "rejected-late")
+BOARD = "Ban Tổ chức – Kiểm tra Tỉnh đoàn Bến Tre"
+_RE_PREFIX = re.compile(r"^\s*((re|fw|fwd|tl|trả lời|tr)\s*:\s*)+", re.IGNORECASE)
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def environment(templates_dir: Path) -> Environment:
+    return Environment(
+        loader=FileSystemLoader(str(templates_dir)),
+        autoescape=lambda name: bool(name and name.endswith(".html.j2")),
+        undefined=StrictUndefined,
+        keep_trailing_newline=True,
+    )
+
+
+def check_templates(templates_dir: Path, kinds: tuple[str, ...] = KINDS) -> Environment:
+    """Compile every template now; a missing or broken one is a ``TemplateError``."""
+    env = environment(templates_dir)
+    for kind in kinds:
+        for suffix in ("txt", "html"):
+            name = f"{kind}.{suffix}.j2"
+            try:
+                env.get_template(name)
+            except JinjaError as exc:
+                where = f" line {exc.lineno}" if getattr(exc, "lineno", None) else ""
+                raise TemplateError(f"template {templates_dir / name}{where}: {exc}") from None
+    return env
+
+
+def reply_subject(original: str) -> str:
+    """"Re: " once, whatever chain of Re:/Fwd:/TL: the original carried."""
+    return "Re: " + (_RE_PREFIX.sub("", original).strip() or "Danh sách Chi đoàn kiểu mẫu")
+
+
+def local_time(moment: datetime | None) -> str:
+    return moment.astimezone(TZ).strftime("%H:%M ngày %d/%m/%Y") if moment else ""
+
+
+def where(f: Finding) -> str:
+    parts = []
+    if f.file:
+        parts.append(f"tệp {f.file}")
+    if f.cell:
+        parts.append(f"ô {f.cell}")
+    return (", ".join(parts) + ": ") if parts else ""
+
+
+def group_findings(findings: list[Finding]) -> list[dict[str, object]]:
+    """Errors grouped by file and sheet, in row order, for the correction reply."""
+    groups: dict[tuple[str, str], list[Finding]] = {}
+    for f in findings:
+        groups.setdefault((f.file, f.sheet), []).append(f)
+    return [
+        {"file": file or "(toàn bộ danh sách)", "sheet": sheet,
+         "findings": sorted(items, key=lambda f: (f.row or 0, f.column))}
+        for (file, sheet), items in groups.items()
+    ]
+
+
+def render(env: Environment, kind: str, context: dict[str, object]) -> tuple[str, str]:
+    context = {"board": BOARD, **context}
+    try:
+        text = env.get_template(f"{kind}.txt.j2").render(context)
+        html = env.get_template(f"{kind}.html.j2").render(context)
+    except JinjaError as exc:
+        raise TemplateError(f"template {kind}: {exc}") from None
+    return nfc(text), nfc(html)
+
+
+def build(settings: Settings, env: Environment, kind: str, context: dict[str, object], *,
+          to: str, original_subject: str, original_id: str, references: list[str],
+          status: str, late: bool = False,
+          attachments: list[tuple[str, bytes]] = ()) -> EmailMessage:  # type: ignore[assignment]
+    """A reply threaded under the unit's email, marked automatic (RFC 3834)."""
+    subject = reply_subject(original_subject)
+    text, html = render(env, kind, {"subject": subject, "original_subject": original_subject,
+                                    **context})
+    message = EmailMessage()
+    message["From"] = formataddr((settings.smtp.from_name, settings.smtp.from_address))
+    message["To"] = to
+    message["Subject"] = subject
+    message["Date"] = format_datetime(datetime.now(TZ))
+    domain = settings.smtp.from_address.rsplit("@", 1)[-1] or "intake.invalid"
+    message["Message-ID"] = make_msgid("intake", domain=domain)
+    if original_id:
+        message["In-Reply-To"] = original_id
+        message["References"] = " ".join([*references[-10:], original_id])
+    message["Auto-Submitted"] = "auto-replied"
+    message["X-Auto-Response-Suppress"] = "All"
+    message["X-Intake-Status"] = status
+    if late:
+        message["X-Intake-Late"] = "yes"
+    message.set_content(text)
+    message.add_alternative(html, subtype="html")
+    maintype, subtype = XLSX.split("/")
+    for name, data in attachments:
+        message.add_attachment(data, maintype=maintype, subtype=subtype, filename=name)
+    return message

@@ -1,0 +1,341 @@
+"""Rows + reference lists -> findings, one small function per SPEC §5 code.
+
+Checks never raise for bad data. Each returns the findings it has (usually zero or
+one), located at the Excel row and column the sender sees, with the value it found and,
+where one exists, a suggestion.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from rapidfuzz import fuzz, process
+
+from ..config import Settings
+from ..findings import Finding, finding
+from ..reference import Commune, PartyCell, Reference, Unit
+from ..text import name_key, strip_diacritics
+from .header import FIELD_LABELS
+from .rows import Row
+
+REQUIRED_FIELDS = ("commune", "branch", "members", "party_cell")
+_PHONE = re.compile(r"(?:\+?84|0)(?:[35789]\d{8}|2\d{9})")
+
+
+@dataclass
+class RowResult:
+    """A row with what it resolved to in the reference lists and what is wrong with it."""
+
+    row: Row
+    commune: Commune | None = None
+    cell: PartyCell | None = None
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def valid(self) -> bool:
+        return not any(f.is_error for f in self.findings)
+
+    @property
+    def status_label(self) -> str:
+        if self.row.registering:
+            return "Đăng ký TSVMTD"
+        if self.row.recognised_year:
+            return f"Đã công nhận TSVMTD năm {self.row.recognised_year}"
+        return ""
+
+
+def _at(row: Row, name: str, **extra: object) -> dict[str, object]:
+    """Location keywords of a finding on one cell of a row."""
+    where: dict[str, object] = {"file": row.file, "sheet": row.sheet, "row": row.number,
+                                "column": row.column(name), "field": name,
+                                "value": row.text(name)}
+    where.update(extra)
+    return where
+
+
+def suggest(text: str, choices: Iterable[str]) -> list[str]:
+    """Closest reference names: one clear winner, else up to three, compared without accents."""
+    options = list(dict.fromkeys(choices))
+    if not options or not text:
+        return []
+    keys = {option: name_key(option) for option in options}
+    query = name_key(text) or strip_diacritics(text).lower()
+    scored = process.extract(query, keys, scorer=fuzz.WRatio, limit=3)
+    scored = [(option, score) for _key, score, option in scored if score >= 60]
+    if not scored:
+        return []
+    if len(scored) == 1 or scored[0][1] - scored[1][1] >= 10:
+        return [scored[0][0]]
+    return [option for option, _score in scored]
+
+
+def did_you_mean(names: list[str]) -> str:
+    if not names:
+        return ""
+    return "Có phải là " + " hoặc ".join(f"“{n}”" for n in names) + "?"
+
+
+def check_required(row: Row) -> list[Finding]:
+    return [
+        finding("ROW_REQUIRED",
+                f"Dòng {row.number}: chưa ghi “{FIELD_LABELS[name]}” (thông tin bắt buộc).",
+                **_at(row, name))
+        for name in REQUIRED_FIELDS
+        if not row.text(name)
+    ]
+
+
+def check_members(row: Row, rules: Settings) -> list[Finding]:
+    if not row.text("members"):
+        return []
+    if row.members is None or row.members <= 0:
+        return [finding(
+            "ROW_MEMBERS_INVALID",
+            f"Dòng {row.number}: số lượng đoàn viên “{row.text('members')}” không phải là "
+            "số nguyên dương.", **_at(row, "members"),
+            suggestion="Ghi một số, ví dụ 18.")]
+    minimum = {"provincial": rules.rules.min_members_provincial,
+               "district": rules.rules.min_members_district}.get(row.level or "")
+    if minimum and row.members < minimum:
+        level = "cấp tỉnh" if row.level == "provincial" else "cấp huyện"
+        return [finding(
+            "ROW_MEMBERS_BELOW_MIN",
+            f"Dòng {row.number}: Chi đoàn có {row.members} đoàn viên, dưới mức tối thiểu "
+            f"{minimum} đoàn viên để đăng ký {level}.", **_at(row, "members"))]
+    return []
+
+
+def check_level(row: Row) -> list[Finding]:
+    name = "level" if "level" in row.columns else "level_provincial"
+    reason = row.problems.get("level")
+    if reason == "both levels marked":
+        message = f"Dòng {row.number}: đánh dấu cả “Cấp tỉnh” và “Cấp huyện”; chỉ chọn một cấp."
+    elif reason:
+        message = f"Dòng {row.number}: không hiểu cấp đăng ký “{row.text(name)}”."
+    elif row.level is None:
+        message = (f"Dòng {row.number}: chưa chọn cấp đăng ký; đánh dấu “x” vào "
+                   "“Cấp tỉnh” hoặc “Cấp huyện”.")
+    else:
+        return []
+    return [finding("ROW_LEVEL_INVALID", message, **_at(row, name),
+                    suggestion="Đánh dấu “x” vào đúng một cột: Cấp tỉnh hoặc Cấp huyện.")]
+
+
+def check_status(row: Row) -> list[Finding]:
+    name = "status" if "status" in row.columns else "recognised_year"
+    if "status" in row.problems:
+        message = (f"Dòng {row.number}: không đọc được tình trạng Chi bộ "
+                   f"“{row.text('status') or row.text('recognised_year') or row.text('registering')}”.")
+    elif row.recognised_year and row.registering:
+        message = (f"Dòng {row.number}: vừa ghi năm được công nhận TSVMTD vừa đánh dấu đăng ký; "
+                   "chỉ ghi một trong hai.")
+    elif not row.recognised_year and not row.registering:
+        message = (f"Dòng {row.number}: chưa ghi năm Chi bộ được công nhận TSVMTD hoặc "
+                   "đánh dấu đăng ký TSVMTD.")
+    else:
+        return []
+    return [finding("ROW_STATUS_INVALID", message, **_at(row, name),
+                    suggestion="Ghi năm được công nhận (ví dụ 2019) hoặc đánh dấu “x” "
+                               "vào cột đăng ký, không ghi cả hai.")]
+
+
+def check_unit(row: Row, unit: Unit, reference: Reference) -> list[Finding]:
+    if not row.text("unit"):
+        return []
+    named = reference.unit_by_text(row.text("unit"))
+    if named is None or named.code == unit.code:
+        return []
+    return [finding(
+        "ROW_UNIT_MISMATCH",
+        f"Dòng {row.number}: ghi đơn vị “{row.text('unit')}”, nhưng danh sách gửi từ "
+        f"{unit.name}.", **_at(row, "unit"),
+        suggestion=f"Mỗi đơn vị chỉ gửi danh sách của mình ({unit.name}).")]
+
+
+def check_commune(row: Row, unit: Unit, reference: Reference) -> tuple[Commune | None, list[Finding]]:
+    text = row.text("commune")
+    if not text:
+        return None, []
+    commune = reference.commune(unit.code, text)
+    if commune:
+        return commune, []
+    names = suggest(text, [c.name for c in reference.communes.get(unit.code, [])])
+    others = [u.name for u in reference.units_with_commune(text) if u.code != unit.code]
+    message = f"Dòng {row.number}: “{text}” không thuộc {unit.name}."
+    if others:
+        message += f" Xã, phường này thuộc {', '.join(others)}."
+    return None, [finding("ROW_COMMUNE_UNKNOWN", message, **_at(row, "commune"),
+                          suggestion=did_you_mean(names))]
+
+
+def check_party_cell(row: Row, commune: Commune) -> tuple[PartyCell | None, list[Finding]]:
+    text = row.text("party_cell")
+    if not text:
+        return None, []
+    cell = commune.cell(text)
+    if cell:
+        return cell, []
+    names = suggest(text, [c.name for c in commune.cells])
+    return None, [finding(
+        "ROW_PARTY_CELL_UNKNOWN",
+        f"Dòng {row.number}: {commune.name} không có “{text}” trong danh sách Chi bộ ấp, khu phố.",
+        **_at(row, "party_cell"), suggestion=did_you_mean(names))]
+
+
+def check_eligible(row: Row, cell: PartyCell, settings: Settings) -> list[Finding]:
+    since = settings.rules.recognised_since
+    year = settings.campaign.year
+    recognised = cell.recognised_year is not None and cell.recognised_year >= since
+    registered = cell.registered_year == year
+    name = "status" if "status" in row.columns else (
+        "registering" if row.registering and "registering" in row.columns else "recognised_year")
+    where = _at(row, name)
+    if not recognised and not registered:
+        return [finding(
+            "ROW_PARTY_CELL_NOT_ELIGIBLE",
+            f"Dòng {row.number}: {cell.name} ({cell.commune_name}) chưa được công nhận TSVMTD từ "
+            f"năm {since} và chưa đăng ký TSVMTD năm {year}, nên Chi đoàn chưa đủ điều kiện "
+            "đăng ký.", **where)]
+    if row.recognised_year and row.recognised_year != cell.recognised_year:
+        truth = (f"được công nhận năm {cell.recognised_year}" if cell.recognised_year
+                 else f"đăng ký TSVMTD năm {year}, chưa được công nhận")
+        return [finding(
+            "ROW_PARTY_CELL_NOT_ELIGIBLE",
+            f"Dòng {row.number}: ghi {cell.name} được công nhận năm {row.recognised_year}, "
+            f"nhưng theo danh sách của Ban thì Chi bộ {truth}.", **where,
+            suggestion="Sửa tình trạng Chi bộ cho đúng danh sách được công nhận.")]
+    if row.registering and not registered:
+        return [finding(
+            "ROW_PARTY_CELL_NOT_ELIGIBLE",
+            f"Dòng {row.number}: ghi {cell.name} đăng ký TSVMTD năm {year}, nhưng Chi bộ không "
+            "có trong danh sách đăng ký; theo danh sách, Chi bộ được công nhận năm "
+            f"{cell.recognised_year}.", **where,
+            suggestion=f"Ghi năm được công nhận {cell.recognised_year} thay cho đánh dấu đăng ký.")]
+    return []
+
+
+def check_district_model(row: Row, settings: Settings) -> list[Finding]:
+    name = "district_model_year"
+    if "district_model_year" in row.problems:
+        return [finding("ROW_DISTRICT_MODEL_REQUIRED",
+                        f"Dòng {row.number}: không đọc được năm đạt Chi đoàn kiểu mẫu cấp huyện "
+                        f"“{row.text(name)}”.", **_at(row, name),
+                        suggestion="Ghi năm, ví dụ 2019.")]
+    if (settings.rules.provincial_requires_district_model and row.level == "provincial"
+            and not row.district_model_year):
+        return [finding("ROW_DISTRICT_MODEL_REQUIRED",
+                        f"Dòng {row.number}: đăng ký cấp tỉnh nhưng chưa ghi năm đạt Chi đoàn kiểu "
+                        "mẫu cấp huyện.", **_at(row, name),
+                        suggestion="Ghi năm Chi đoàn đạt kiểu mẫu cấp huyện, hoặc đăng ký cấp huyện.")]
+    return []
+
+
+def check_branch(row: Row, commune: Commune, cell: PartyCell) -> list[Finding]:
+    branch = row.text("branch")
+    if not branch:
+        return []
+    key = name_key(branch)
+    other = next((c for c in commune.cells if c.key == key and c is not cell), None)
+    if other is None:
+        return []
+    return [finding(
+        "ROW_BRANCH_MISMATCH",
+        f"Dòng {row.number}: Chi đoàn “{branch}” mang tên {other.hamlet}, nhưng gắn với "
+        f"{cell.name}.", **_at(row, "branch"),
+        suggestion=f"Kiểm tra lại: Chi đoàn {cell.hamlet} gắn với {cell.name}?")]
+
+
+def check_phone(row: Row) -> list[Finding]:
+    text = row.text("phone")
+    if not text:
+        return []
+    digits = re.sub(r"[\s.\-()]", "", text)
+    if _PHONE.fullmatch(digits):
+        return []
+    return [finding("ROW_PHONE_INVALID",
+                    f"Dòng {row.number}: “{text}” không phải số điện thoại Việt Nam.",
+                    **_at(row, "phone"), suggestion="Ví dụ: 0912 345 678.")]
+
+
+def check_row(row: Row, unit: Unit | None, reference: Reference, settings: Settings) -> RowResult:
+    """Every per-row check, in the order a reader would fix them."""
+    result = RowResult(row)
+    out = result.findings
+    out += check_required(row)
+    out += check_members(row, settings)
+    out += check_level(row)
+    out += check_status(row)
+    out += check_district_model(row, settings)
+    out += check_phone(row)
+    if unit is None:
+        return result
+    out += check_unit(row, unit, reference)
+    result.commune, found = check_commune(row, unit, reference)
+    out += found
+    if result.commune:
+        result.cell, found = check_party_cell(row, result.commune)
+        out += found
+    if result.cell:
+        if not any(f.code == "ROW_STATUS_INVALID" for f in out):
+            out += check_eligible(row, result.cell, settings)
+        out += check_branch(row, result.commune, result.cell)
+    return result
+
+
+def check_duplicates(results: list[RowResult]) -> None:
+    """The same hamlet twice in one submission: each repeat gets a finding."""
+    seen: dict[tuple[str, str], RowResult] = {}
+    for result in results:
+        if result.cell is None:
+            continue
+        key = (result.cell.commune_code, result.cell.key)
+        first = seen.setdefault(key, result)
+        if first is result:
+            continue
+        row = result.row
+        where = f"dòng {first.row.number}" + (
+            f" ({first.row.file})" if first.row.file != row.file else "")
+        result.findings.append(finding(
+            "ROW_DUPLICATE",
+            f"Dòng {row.number}: {result.cell.name} ({result.cell.commune_name}) đã có ở {where}.",
+            **_at(row, "party_cell"), suggestion="Mỗi ấp, khu phố chỉ đăng ký một Chi đoàn."))
+
+
+def registered_hamlets(results: list[RowResult]) -> set[tuple[str, str]]:
+    """(commune code, hamlet key) of every valid row: what counts towards coverage."""
+    return {(r.cell.commune_code, r.cell.key) for r in results if r.cell and r.valid}
+
+
+def check_coverage(registered: set[tuple[str, str]], unit: Unit, reference: Reference,
+                   file: str = "") -> list[Finding]:
+    """Every hamlet of an NTM/ĐTVM commune must be registered (SPEC §1 rule 3)."""
+    out = []
+    for commune in reference.titled_communes(unit.code):
+        missing = [c.hamlet for c in commune.cells if (commune.code, c.key) not in registered]
+        if not missing:
+            continue
+        total = len(commune.cells)
+        out.append(finding(
+            "COVERAGE_INCOMPLETE",
+            f"{commune.name} đạt chuẩn {commune.title}, phải đăng ký 100% Chi đoàn ấp, khu phố; "
+            f"mới có {total - len(missing)}/{total} hợp lệ. Còn thiếu: {', '.join(missing)}.",
+            file=file, field="commune", value=commune.name,
+            suggestion="Bổ sung các Chi đoàn còn thiếu (gửi email có chữ “bổ sung” trong tiêu đề)."))
+    return out
+
+
+def guess_unit(rows: list[Row], reference: Reference) -> Unit | None:
+    """The unit a file belongs to when nobody said: its unit column, else its communes."""
+    for row in rows:
+        if row.text("unit") and (unit := reference.unit_by_text(row.text("unit"))):
+            return unit
+    votes: dict[str, int] = {}
+    for row in rows:
+        for unit in reference.units_with_commune(row.text("commune")):
+            votes[unit.code] = votes.get(unit.code, 0) + 1
+    if not votes:
+        return None
+    best = max(votes, key=lambda code: votes[code])
+    return reference.units[best]

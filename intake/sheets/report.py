@@ -1,0 +1,144 @@
+"""Files -> one check report: the single value every renderer (terminal, JSON, reply,
+workbook, annotated copy) draws from, so the pipeline and ``intake check`` agree."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from ..config import Settings
+from ..findings import Finding, finding
+from ..reference import Reference, Unit
+from ..text import fold
+from .checks import (
+    RowResult,
+    check_coverage,
+    check_duplicates,
+    check_row,
+    guess_unit,
+    registered_hamlets,
+)
+from .header import FIELD_LABELS, Header, find_header
+from .read import FileRead, Table, read_file
+from .rows import Row, read_rows
+
+_HEADING_UNIT = re.compile(r"\b(huyen doan|thanh doan|doan huyen|doan thanh pho|doan tp)\s+(.+)$")
+
+
+@dataclass
+class FileReport:
+    file: str
+    data: bytes = b""
+    findings: list[Finding] = field(default_factory=list)  # file- and sheet-level
+    results: list[RowResult] = field(default_factory=list)
+    headers: list[Header] = field(default_factory=list)
+    heading_unit: Unit | None = None
+
+    @property
+    def all_findings(self) -> list[Finding]:
+        return self.findings + [f for r in self.results for f in r.findings]
+
+    @property
+    def valid_rows(self) -> int:
+        return sum(1 for r in self.results if r.valid)
+
+    def as_json(self) -> dict[str, object]:
+        return {"file": self.file, "rows": len(self.results), "valid_rows": self.valid_rows,
+                "findings": [f.as_json() for f in self.all_findings]}
+
+
+@dataclass
+class Report:
+    files: list[FileReport]
+    unit: Unit | None = None
+    coverage: list[Finding] = field(default_factory=list)
+
+    @property
+    def results(self) -> list[RowResult]:
+        return [r for f in self.files for r in f.results]
+
+    @property
+    def findings(self) -> list[Finding]:
+        return [x for f in self.files for x in f.all_findings] + self.coverage
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings if f.is_error]
+
+    @property
+    def warnings(self) -> list[Finding]:
+        return [f for f in self.findings if not f.is_error]
+
+    def as_json(self) -> dict[str, object]:
+        files = [f.as_json() for f in self.files]
+        if self.coverage and files:
+            files[0]["findings"] += [f.as_json() for f in self.coverage]  # type: ignore[operator]
+        return {"files": files}
+
+
+def _heading_unit(table: Table, header: Header, reference: Reference) -> Unit | None:
+    for row in table.rows[: header.first_row]:
+        for value in row:
+            match = _HEADING_UNIT.search(fold(value)) if value else None
+            if match and (unit := reference.unit_by_text(match.group(2))):
+                return unit
+    return None
+
+
+def _sheet_rows(read: FileRead, report: FileReport, reference: Reference) -> list[Row]:
+    headers = [(t, find_header(t)) for t in read.tables]
+    found = [(t, h) for t, h in headers if h is not None]
+    visible = [(t, h) for t, h in found if not t.hidden]
+    chosen = visible or found
+    if not chosen:
+        names = ", ".join(t.sheet for t in read.tables) or "(không có)"
+        report.findings.append(finding(
+            "SHEET_NO_HEADER",
+            f"Tệp {read.file}: không tìm thấy dòng tiêu đề của danh sách ở trang tính nào "
+            f"({names}). Vui lòng dùng mẫu của Ban (các cột Xã, phường, thị trấn; Tên Chi đoàn; "
+            "Số lượng đoàn viên; Chi bộ ấp, khu phố; Cấp đăng ký).", file=read.file))
+        return []
+    rows: list[Row] = []
+    for table, header in chosen:
+        assert header is not None
+        report.headers.append(header)
+        report.heading_unit = report.heading_unit or _heading_unit(table, header, reference)
+        missing = header.missing()
+        for need in missing:
+            report.findings.append(finding(
+                "SHEET_MISSING_COLUMN",
+                f"Trang tính “{table.sheet}”: thiếu cột “{FIELD_LABELS[need]}”.",
+                file=read.file, sheet=table.sheet, row=header.last_row + 1, field=need))
+        if missing:
+            continue
+        sheet_rows = read_rows(header)
+        if not sheet_rows and len(chosen) == 1:
+            report.findings.append(finding(
+                "SHEET_NO_ROWS",
+                f"Trang tính “{table.sheet}” có dòng tiêu đề nhưng chưa có Chi đoàn nào.",
+                file=read.file, sheet=table.sheet, row=header.last_row + 1))
+        rows.extend(sheet_rows)
+    return rows
+
+
+def check_files(files: list[tuple[str, bytes]], reference: Reference, settings: Settings,
+                unit: Unit | None = None, coverage: bool = True) -> Report:
+    """Read and check attachments as one submission (a zip counts as its members)."""
+    reads = [r for name, data in files for r in read_file(name, data, settings.limits)]
+    reports: list[FileReport] = []
+    rows_by_file: list[list[Row]] = []
+    for read in reads:
+        report = FileReport(read.file, data=read.data, findings=list(read.findings))
+        rows_by_file.append(_sheet_rows(read, report, reference) if read.tables else [])
+        reports.append(report)
+    if unit is None:
+        every = [row for rows in rows_by_file for row in rows]
+        unit = next((r.heading_unit for r in reports if r.heading_unit), None)
+        unit = unit or guess_unit(every, reference)
+    for report, rows in zip(reports, rows_by_file, strict=True):
+        report.results = [check_row(row, unit, reference, settings) for row in rows]
+    result = Report(reports, unit)
+    check_duplicates(result.results)
+    if coverage and unit is not None and result.results:
+        result.coverage = check_coverage(registered_hamlets(result.results), unit, reference, reports[0].file)
+    return result

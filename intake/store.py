@@ -1,0 +1,204 @@
+"""The state store: SQLite in WAL mode, the one source of truth.
+
+Everything else (the workbook, the replies, ``intake status``) is a view of it. Each
+pipeline step commits before the next one starts, so a crash leaves a state that the
+next cycle can finish from: a message is recorded before it is filed, a reply is queued
+(with its Message-ID) before it is sent, and moved only when it is fully answered.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+SCHEMA_VERSION = 1
+
+MIGRATIONS: dict[int, str] = {
+    1: """
+    CREATE TABLE folders (
+        name TEXT PRIMARY KEY,
+        uidvalidity INTEGER NOT NULL,
+        last_uid INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE messages (
+        id INTEGER PRIMARY KEY,
+        folder TEXT NOT NULL,
+        uidvalidity INTEGER NOT NULL,
+        uid INTEGER NOT NULL,
+        message_id TEXT NOT NULL DEFAULT '',
+        sha256 TEXT NOT NULL,
+        received_at TEXT NOT NULL,
+        sender TEXT NOT NULL DEFAULT '',
+        subject TEXT NOT NULL DEFAULT '',
+        unit_code TEXT,
+        status TEXT,
+        detail TEXT NOT NULL DEFAULT '',
+        late INTEGER NOT NULL DEFAULT 0,
+        attachments TEXT NOT NULL DEFAULT '',
+        stage TEXT NOT NULL DEFAULT 'recorded',
+        attempts INTEGER NOT NULL DEFAULT 0,
+        error TEXT NOT NULL DEFAULT '',
+        archive TEXT NOT NULL DEFAULT '',
+        duplicate_of INTEGER,
+        created_at TEXT NOT NULL,
+        UNIQUE (folder, uidvalidity, uid)
+    );
+    CREATE INDEX messages_identity ON messages (message_id, sha256);
+    CREATE TABLE submissions (
+        id INTEGER PRIMARY KEY,
+        message INTEGER NOT NULL UNIQUE REFERENCES messages(id),
+        unit_code TEXT NOT NULL,
+        received_at TEXT NOT NULL,
+        addition INTEGER NOT NULL DEFAULT 0,
+        status TEXT NOT NULL,
+        late INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE files (
+        id INTEGER PRIMARY KEY,
+        submission INTEGER NOT NULL REFERENCES submissions(id),
+        name TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        path TEXT NOT NULL DEFAULT ''
+    );
+    CREATE TABLE rows (
+        id INTEGER PRIMARY KEY,
+        submission INTEGER NOT NULL REFERENCES submissions(id),
+        unit_code TEXT NOT NULL,
+        file TEXT NOT NULL,
+        sheet TEXT NOT NULL,
+        row_number INTEGER NOT NULL,
+        commune TEXT NOT NULL,
+        commune_code TEXT NOT NULL DEFAULT '',
+        hamlet_key TEXT NOT NULL DEFAULT '',
+        branch TEXT NOT NULL,
+        party_cell TEXT NOT NULL,
+        cell_status TEXT NOT NULL DEFAULT '',
+        members INTEGER,
+        members_text TEXT NOT NULL DEFAULT '',
+        level TEXT,
+        district_model_year INTEGER,
+        secretary TEXT NOT NULL DEFAULT '',
+        phone TEXT NOT NULL DEFAULT '',
+        notes TEXT NOT NULL DEFAULT '',
+        valid INTEGER NOT NULL,
+        errors TEXT NOT NULL DEFAULT '',
+        received_at TEXT NOT NULL,
+        current INTEGER NOT NULL DEFAULT 1
+    );
+    CREATE INDEX rows_current ON rows (unit_code, current);
+    CREATE TABLE findings (
+        id INTEGER PRIMARY KEY,
+        submission INTEGER NOT NULL REFERENCES submissions(id),
+        row INTEGER REFERENCES rows(id),
+        unit_code TEXT NOT NULL,
+        file TEXT NOT NULL DEFAULT '',
+        sheet TEXT NOT NULL DEFAULT '',
+        row_number INTEGER,
+        column_letter TEXT NOT NULL DEFAULT '',
+        code TEXT NOT NULL,
+        level TEXT NOT NULL,
+        field TEXT NOT NULL DEFAULT '',
+        value TEXT NOT NULL DEFAULT '',
+        message TEXT NOT NULL,
+        suggestion TEXT NOT NULL DEFAULT '',
+        current INTEGER NOT NULL DEFAULT 1
+    );
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY,
+        message INTEGER REFERENCES messages(id),
+        kind TEXT NOT NULL,
+        recipient TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        message_id TEXT NOT NULL UNIQUE,
+        status_header TEXT NOT NULL DEFAULT '',
+        raw BLOB NOT NULL,
+        state TEXT NOT NULL DEFAULT 'queued',
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at TEXT NOT NULL,
+        last_error TEXT NOT NULL DEFAULT '',
+        created_at TEXT NOT NULL,
+        sent_at TEXT
+    );
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        detail TEXT NOT NULL DEFAULT ''
+    );
+    """,
+}
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class Store:
+    """A thin wrapper over one SQLite connection; SQL stays in the modules that own it."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.db = sqlite3.connect(path, timeout=30, isolation_level=None)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA foreign_keys=ON")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self._migrate()
+
+    def _migrate(self) -> None:
+        self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+        row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        version = int(row[0]) if row else 0
+        if version > SCHEMA_VERSION:
+            raise RuntimeError(
+                f"state store {self.path} has schema {version}, newer than this program "
+                f"({SCHEMA_VERSION}); upgrade intake")
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            with self.transaction():
+                for statement in MIGRATIONS[target].split(";"):
+                    if statement.strip():
+                        self.db.execute(statement)
+                self.db.execute(
+                    "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)",
+                    (str(target),))
+
+    @property
+    def version(self) -> int:
+        return int(self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0])
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One atomic step: committed on success, rolled back on any exception."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        else:
+            self.db.execute("COMMIT")
+
+    def query(self, sql: str, params: tuple | dict = ()) -> list[sqlite3.Row]:
+        return self.db.execute(sql, params).fetchall()
+
+    def one(self, sql: str, params: tuple | dict = ()) -> sqlite3.Row | None:
+        return self.db.execute(sql, params).fetchone()
+
+    def event(self, kind: str, detail: str = "") -> None:
+        self.db.execute("INSERT INTO events(at, kind, detail) VALUES (?,?,?)",
+                        (now_iso(), kind, detail))
+
+    def last_event(self, kind: str) -> str | None:
+        row = self.one("SELECT at FROM events WHERE kind=? ORDER BY id DESC LIMIT 1", (kind,))
+        return row[0] if row else None
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def open_store(data_dir: Path) -> Store:
+    return Store(data_dir / "intake.sqlite3")

@@ -1,0 +1,272 @@
+"""The consolidated workbook (SPEC §7): a view of the store, rebuilt whole, written atomically.
+
+Because it is built only from the store, ``intake rebuild`` gives the same content at any
+time, and a crash while writing leaves the previous file in place (temp file + rename).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from datetime import datetime
+from pathlib import Path
+
+from openpyxl import Workbook
+from openpyxl.chart import BarChart
+from openpyxl.chart import Reference as ChartRef
+from openpyxl.styles import Alignment, Font, PatternFill
+from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.worksheet import Worksheet
+
+from .config import TZ, Settings
+from .findings import LEVEL_LABELS
+from .reference import Reference
+from .store import Store
+from .text import clean, name_key, vietnamese_sort_key
+
+SUMMARY = ["Đơn vị", "Trạng thái", "Lần nộp", "Nộp lúc", "Trễ hạn", "Số Chi đoàn hợp lệ",
+           "Cấp tỉnh", "Cấp huyện", "Số dòng lỗi", "Độ phủ NTM/ĐTVM"]
+ROWS = ["Đơn vị", "Xã, phường, thị trấn", "Tên Chi đoàn", "Chi bộ ấp, khu phố", "Tình trạng Chi bộ",
+        "Số lượng đoàn viên", "Cấp đăng ký", "Năm đạt CĐKM cấp huyện", "Bí thư Chi đoàn",
+        "Số điện thoại", "Ghi chú", "Kết quả kiểm tra", "Lỗi", "Tệp nguồn", "Dòng", "Nhận lúc"]
+FINDINGS = ["Đơn vị", "Tệp", "Trang tính", "Dòng", "Cột", "Mã lỗi", "Mức độ", "Nội dung"]
+COVERAGE = ["Đơn vị", "Xã, phường, thị trấn", "Danh hiệu", "Số ấp, khu phố", "Đã đăng ký",
+            "Còn thiếu"]
+LOG = ["Nhận lúc", "Người gửi", "Tiêu đề", "Đơn vị", "Tệp đính kèm", "Kết quả", "Phản hồi",
+       "Message-ID"]
+SHEETS = ["Tổng hợp", "Danh sách", "Lỗi", "Độ phủ NTM-ĐTVM", "Nhật ký"]
+
+STATUS_LABELS = {
+    "accepted": "Đã tiếp nhận",
+    "needs-correction": "Cần sửa",
+    "no-attachment": "Không có tệp",
+    "unknown-sender": "Người gửi lạ",
+    "held": "Chờ Ban xem xét",
+    "ignored": "Bỏ qua (thư tự động)",
+    "rejected-late": "Từ chối (trễ hạn)",
+}
+OUTBOX_LABELS = {"queued": "Đang chờ gửi", "sent": "Đã gửi", "failed": "Gửi lỗi",
+                 "bounced": "Bị trả lại", "dry-run": "Chạy thử (không gửi)",
+                 "suppressed": "Không gửi"}
+LEVELS = {"provincial": "Cấp tỉnh", "district": "Cấp huyện"}
+MAX_TEXT = 32_000
+_HEAD_FONT = Font(bold=True)
+_HEAD_FILL = PatternFill("solid", fgColor="DDEBF7")
+_ERROR_FILL = PatternFill("solid", fgColor="FFE0E0")
+_LATE_FILL = PatternFill("solid", fgColor="FFF2CC")
+_DATE = "dd/mm/yyyy hh:mm"
+
+
+def status_label(status: str | None) -> str:
+    """The Vietnamese label with the contract value, so people and programs both read it."""
+    if not status:
+        return "Chưa gửi"
+    return f"{STATUS_LABELS.get(status, status)} ({status})"
+
+
+def local(moment: str | None) -> datetime | None:
+    """Stored ISO time -> naive local time, which is what a spreadsheet date cell holds."""
+    if not moment:
+        return None
+    return datetime.fromisoformat(moment).astimezone(TZ).replace(tzinfo=None)
+
+
+def safe(value: object) -> object:
+    """Sender text as harmless cell text: control characters gone, length capped."""
+    if value is None or isinstance(value, int | float | datetime):
+        return value
+    text = clean(value)
+    if len(text) > MAX_TEXT:
+        text = text[:MAX_TEXT] + " … (đã cắt bớt)"
+    return text
+
+
+def _append(sheet: Worksheet, values: list[object]) -> None:
+    sheet.append([safe(v) for v in values])
+    for cell in sheet[sheet.max_row]:
+        if isinstance(cell.value, str):
+            cell.data_type = "s"  # never a formula, whatever it starts with
+        elif isinstance(cell.value, datetime):
+            cell.number_format = _DATE
+
+
+def _sheet(book: Workbook, title: str, headers: list[str], widths: list[int]) -> Worksheet:
+    sheet = book.create_sheet(title)
+    sheet.append(headers)
+    for index, cell in enumerate(sheet[1], start=1):
+        cell.font, cell.fill = _HEAD_FONT, _HEAD_FILL
+        cell.alignment = Alignment(wrap_text=True, vertical="center")
+        sheet.column_dimensions[get_column_letter(index)].width = widths[index - 1]
+    sheet.freeze_panes = "A2"
+    sheet.page_setup.orientation = "landscape"
+    sheet.page_setup.paperSize = sheet.PAPERSIZE_A4
+    sheet.page_setup.fitToWidth = 1
+    return sheet
+
+
+def _finish(sheet: Worksheet) -> None:
+    sheet.auto_filter.ref = f"A1:{get_column_letter(sheet.max_column)}{max(sheet.max_row, 1)}"
+
+
+def _coverage(store: Store, reference: Reference, unit_code: str) -> list[tuple]:
+    """(commune, hamlets, registered, missing names) for each titled commune of a unit."""
+    registered = {
+        (r["commune_code"], r["hamlet_key"])
+        for r in store.query("SELECT commune_code, hamlet_key FROM rows WHERE unit_code=? AND"
+                             " current=1 AND valid=1", (unit_code,))
+    }
+    out = []
+    for commune in sorted(reference.titled_communes(unit_code),
+                          key=lambda c: vietnamese_sort_key(c.name)):
+        missing = [c.hamlet for c in commune.cells
+                   if (commune.code, name_key(c.hamlet)) not in registered]
+        out.append((commune, len(commune.cells), len(commune.cells) - len(missing), missing))
+    return out
+
+
+def unit_summaries(store: Store, reference: Reference) -> list[dict[str, object]]:
+    """Per-unit figures shared by the workbook's first sheet and ``intake status``."""
+    out = []
+    for unit in sorted(reference.units.values(), key=lambda u: vietnamese_sort_key(u.name)):
+        last = store.one("SELECT * FROM submissions WHERE unit_code=? ORDER BY received_at DESC,"
+                         " id DESC LIMIT 1", (unit.code,))
+        count = store.one("SELECT COUNT(*) FROM submissions WHERE unit_code=?", (unit.code,))[0]
+        rows = store.query("SELECT level, valid FROM rows WHERE unit_code=? AND current=1",
+                           (unit.code,))
+        errors = store.one("SELECT COUNT(*) FROM findings WHERE unit_code=? AND current=1 AND"
+                           " level='error'", (unit.code,))[0]
+        coverage = _coverage(store, reference, unit.code)
+        total = sum(c[1] for c in coverage)
+        done = sum(c[2] for c in coverage)
+        status = None
+        if last is None:
+            message = store.one("SELECT status FROM messages WHERE unit_code=? AND status IS NOT"
+                                " NULL ORDER BY received_at DESC, id DESC LIMIT 1", (unit.code,))
+            status = message["status"] if message else None
+        else:
+            status = last["status"]
+            if status in ("accepted", "needs-correction"):
+                status = "needs-correction" if errors else "accepted"
+        out.append({
+            "unit": unit, "status": status, "count": count,
+            "received_at": last["received_at"] if last else None,
+            "late": bool(last and last["late"]),
+            "valid": sum(1 for r in rows if r["valid"]),
+            "provincial": sum(1 for r in rows if r["valid"] and r["level"] == "provincial"),
+            "district": sum(1 for r in rows if r["valid"] and r["level"] == "district"),
+            "invalid": sum(1 for r in rows if not r["valid"]),
+            "coverage": (done / total) if total else None,
+        })
+    return out
+
+
+def build(store: Store, reference: Reference, settings: Settings) -> Workbook:
+    book = Workbook()
+    book.remove(book.active)
+    names = {code: unit.name for code, unit in reference.units.items()}
+
+    summary = _sheet(book, SHEETS[0], SUMMARY, [26, 24, 9, 17, 9, 12, 9, 9, 10, 14])
+    figures = unit_summaries(store, reference)
+    for item in figures:
+        _append(summary, [item["unit"].name, status_label(item["status"]),  # type: ignore[union-attr]
+                          item["count"], local(item["received_at"]),  # type: ignore[arg-type]
+                          "Trễ hạn" if item["late"] else "", item["valid"], item["provincial"],
+                          item["district"], item["invalid"], item["coverage"]])
+        row = summary.max_row
+        summary.cell(row, 10).number_format = "0%"
+        if item["invalid"]:
+            summary.cell(row, 9).fill = _ERROR_FILL
+        if item["late"]:
+            summary.cell(row, 5).fill = _LATE_FILL
+    last = summary.max_row
+    _append(summary, ["Tổng cộng", "", sum(i["count"] for i in figures), None, "",  # type: ignore[misc]
+                      sum(i["valid"] for i in figures), sum(i["provincial"] for i in figures),  # type: ignore[misc]
+                      sum(i["district"] for i in figures), sum(i["invalid"] for i in figures), None])  # type: ignore[misc]
+    for cell in summary[summary.max_row]:
+        cell.font = _HEAD_FONT
+    summary.auto_filter.ref = f"A1:J{last}"
+    chart = BarChart()
+    chart.type = "col"
+    chart.grouping = "stacked"
+    chart.overlap = 100
+    chart.title = "Số Chi đoàn đăng ký hợp lệ theo đơn vị"
+    chart.y_axis.title = "Số Chi đoàn"
+    data = ChartRef(summary, min_col=7, max_col=8, min_row=1, max_row=last)
+    chart.add_data(data, titles_from_data=True)
+    chart.set_categories(ChartRef(summary, min_col=1, min_row=2, max_row=last))
+    chart.width, chart.height = 24, 10
+    summary.add_chart(chart, f"A{last + 3}")
+
+    order = {code: i for i, code in enumerate(
+        sorted(names, key=lambda c: vietnamese_sort_key(names[c])))}
+    listing = _sheet(book, SHEETS[1], ROWS, [22, 20, 22, 22, 22, 10, 11, 12, 20, 13, 18, 11, 40,
+                                             22, 7, 17])
+    rows = store.query("SELECT * FROM rows WHERE current=1")
+    rows.sort(key=lambda r: (order.get(r["unit_code"], 99), vietnamese_sort_key(r["commune"]),
+                             r["received_at"], r["file"], r["sheet"], r["row_number"]))
+    for r in rows:
+        _append(listing, [
+            names.get(r["unit_code"], r["unit_code"]), r["commune"], r["branch"], r["party_cell"],
+            r["cell_status"], r["members"] if r["members"] is not None else r["members_text"],
+            LEVELS.get(r["level"] or "", ""), r["district_model_year"], r["secretary"],
+            r["phone"], r["notes"], "Hợp lệ" if r["valid"] else "Lỗi", r["errors"], r["file"],
+            r["row_number"], local(r["received_at"])])
+        if not r["valid"]:
+            for col in (12, 13):
+                listing.cell(listing.max_row, col).fill = _ERROR_FILL
+    _finish(listing)
+
+    errors = _sheet(book, SHEETS[2], FINDINGS, [22, 24, 16, 7, 6, 28, 9, 80])
+    found = store.query("SELECT * FROM findings WHERE current=1")
+    found.sort(key=lambda f: (order.get(f["unit_code"], 99), f["submission"], f["file"],
+                              f["sheet"], f["row_number"] or 0, f["column_letter"]))
+    for f in found:
+        _append(errors, [names.get(f["unit_code"], f["unit_code"]), f["file"], f["sheet"],
+                         f["row_number"], f["column_letter"], f["code"],
+                         LEVEL_LABELS.get(f["level"], f["level"]), f["message"]])
+        errors.cell(errors.max_row, 8).alignment = Alignment(wrap_text=True)
+    _finish(errors)
+
+    cover = _sheet(book, SHEETS[3], COVERAGE, [22, 24, 11, 12, 11, 60])
+    for code in sorted(names, key=lambda c: order[c]):
+        for commune, total, done, missing in _coverage(store, reference, code):
+            _append(cover, [names[code], commune.name, commune.title, total, done,
+                            ", ".join(missing)])
+            if missing:
+                cover.cell(cover.max_row, 6).fill = _ERROR_FILL
+            cover.cell(cover.max_row, 6).alignment = Alignment(wrap_text=True)
+    _finish(cover)
+
+    log = _sheet(book, SHEETS[4], LOG, [17, 30, 36, 22, 36, 24, 30, 40])
+    replies: dict[int, list[str]] = {}
+    for o in store.query("SELECT message, kind, state FROM outbox ORDER BY id"):
+        replies.setdefault(o["message"], []).append(
+            f"{OUTBOX_LABELS.get(o['state'], o['state'])}: {o['kind']}")
+    for m in store.query("SELECT * FROM messages WHERE duplicate_of IS NULL"
+                         " ORDER BY received_at, id"):
+        status = status_label(m["status"]) if m["status"] else "Đang xử lý"
+        if m["detail"]:
+            status += f" – {m['detail']}"
+        _append(log, [local(m["received_at"]), m["sender"], m["subject"],
+                      names.get(m["unit_code"] or "", ""), m["attachments"], status,
+                      "; ".join(replies.get(m["id"], [])), m["message_id"]])
+        if m["late"]:
+            log.cell(log.max_row, 1).fill = _LATE_FILL
+    _finish(log)
+    return book
+
+
+def write(store: Store, reference: Reference, settings: Settings) -> Path:
+    """Build and replace the workbook atomically (same folder temp file, then rename)."""
+    path = settings.paths.workbook
+    path.parent.mkdir(parents=True, exist_ok=True)
+    book = build(store, reference, settings)
+    handle, temp = tempfile.mkstemp(prefix=".~intake-", suffix=".xlsx", dir=path.parent)
+    os.close(handle)
+    try:
+        book.save(temp)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    return path
