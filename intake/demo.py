@@ -123,7 +123,7 @@ def sample_mail(settings: Settings) -> list[tuple[object, datetime]]:
              eligible_rows(settings, reference, units[code]), on_time)
     broken = eligible_rows(settings, reference, units["CL"])
     broken[0][3] = None  # members missing
-    broken[1][1] = "Xã Vĩnh Thành"  # a commune spelled wrongly
+    broken[1][1] = broken[1][1].replace("Xã ", "Xa ") + "h"  # a commune misspelt
     send("CL", "Danh sach dang ky CDKM Cho Lach", broken, on_time)
     send("MCN", "Danh sách CĐKM (gửi trễ)", eligible_rows(settings, reference, units["MCN"]),
          deadline + timedelta(days=2))

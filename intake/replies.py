@@ -74,7 +74,9 @@ def group_findings(findings: list[Finding]) -> list[dict[str, object]]:
     for f in findings:
         groups.setdefault((f.file, f.sheet), []).append(f)
     return [
-        {"file": file or "(toàn bộ danh sách)", "sheet": sheet,
+        {"file": file, "sheet": sheet,
+         "title": (f"Tệp {file}" + (f", trang tính “{sheet}”" if sheet else "")) if file
+         else "Toàn bộ danh sách",
          "findings": sorted(items, key=lambda f: (f.row or 0, f.column))}
         for (file, sheet), items in groups.items()
     ]

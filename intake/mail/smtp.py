@@ -13,6 +13,7 @@ import smtplib
 import ssl
 from datetime import UTC, datetime, timedelta
 from email import policy
+from email.header import Header
 from email.message import EmailMessage
 from email.utils import parseaddr
 from pathlib import Path
@@ -24,7 +25,24 @@ from .imap import ssl_context
 
 log = logging.getLogger(__name__)
 
-SMTP_POLICY = policy.SMTP  # CRLF line ends: smtplib does not fix them in bytes
+
+
+class _ReplyPolicy(policy.EmailPolicy):
+    """CRLF line ends (smtplib does not fix them in bytes) and a correct Vietnamese subject.
+
+    The standard folder splits a long non-ASCII subject into encoded words with the
+    space *between* them, where RFC 2047 says to ignore it: "Châu Thành" arrives as
+    "ChâuThành". ``email.header.Header`` keeps spaces inside the encoded words.
+    """
+
+    def fold_binary(self, name: str, value: str) -> bytes:
+        if name.lower() == "subject" and not str(value).isascii():
+            encoded = Header(str(value), "utf-8", header_name=name).encode(linesep=self.linesep)
+            return f"{name}: {encoded}{self.linesep}".encode("ascii")
+        return super().fold_binary(name, value)
+
+
+SMTP_POLICY = _ReplyPolicy(linesep="\r\n")
 BACKOFF_BASE = timedelta(minutes=1)
 BACKOFF_CAP = timedelta(hours=2)
 

@@ -1,0 +1,231 @@
+"""Real servers for the tests: a throwaway Dovecot (plain, STARTTLS and TLS) and aiosmtpd.
+
+Dovecot runs from its own config in a temp folder on ports the OS picks. Mail is stored
+as maildir owned by the unprivileged ``mail`` user (Dovecot refuses uid 0), under a
+folder every parent of which that user can traverse, with "/" as the hierarchy
+separator as on Gmail. In CI (``CI=true``) a missing Dovecot fails the test run.
+"""
+
+from __future__ import annotations
+
+import imaplib
+import itertools
+import os
+import pwd
+import shutil
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from intake.config import Settings, settings_for
+from intake.demo import SavingHandler, free_port
+from intake.reference import Reference, load_reference
+
+ROOT = Path(__file__).resolve().parent.parent
+REFERENCE = ROOT / "config" / "reference"
+TEMPLATES = ROOT / "templates"
+USERS = 200
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def need(program: str) -> str:
+    """The path of a system program; fail in CI, skip elsewhere, when it is missing."""
+    path = shutil.which(program) or (f"/usr/sbin/{program}" if Path(
+        f"/usr/sbin/{program}").exists() else None)
+    if path:
+        return path
+    message = f"{program} is not installed (.ci/run installs it with apt-get)"
+    if IN_CI:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@dataclass
+class Dovecot:
+    root: Path
+    config: Path
+    plain_port: int
+    tls_port: int
+    ca_file: Path
+    password: str = "secret"
+    _users: itertools.count = field(default_factory=lambda: itertools.count(1))
+
+    def add_user(self) -> str:
+        """A fresh, empty mailbox for one test, from the pool written at start.
+
+        (Dovecot re-reads passwd-file by mtime, which has one-second resolution, so
+        users appended while it runs may not be seen at once.)
+        """
+        number = next(self._users)
+        if number > USERS:
+            raise RuntimeError("test user pool exhausted: raise USERS in conftest.py")
+        return f"user{number}@example.org"
+
+    def client(self, user: str) -> imaplib.IMAP4:
+        client = imaplib.IMAP4("127.0.0.1", self.plain_port, timeout=10)
+        client.login(user, self.password)
+        return client
+
+
+CONFIG = """
+base_dir = {root}/run
+state_dir = {root}/state
+log_path = {root}/dovecot.log
+info_log_path = {root}/dovecot.log
+protocols = imap
+listen = 127.0.0.1
+ssl = yes
+ssl_cert = <{root}/cert.pem
+ssl_key = <{root}/key.pem
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+first_valid_uid = 1
+mail_location = maildir:~/Maildir:LAYOUT=fs
+namespace inbox {{
+  inbox = yes
+  separator = /
+}}
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {root}/passwd
+}}
+userdb {{
+  driver = static
+  args = uid=mail gid=mail home={root}/home/%u
+}}
+service imap-login {{
+  chroot =
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {plain}
+  }}
+  inet_listener imaps {{
+    address = 127.0.0.1
+    port = {tls}
+    ssl = yes
+  }}
+}}
+service anvil {{
+  chroot =
+}}
+"""
+
+
+def _wait_for(port: int, timeout: float, log: Path) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    text = log.read_text(errors="replace")[-2000:] if log.exists() else "(no log)"
+    raise RuntimeError(f"Dovecot did not listen on {port}: {text}")
+
+
+def make_cert(folder: Path) -> None:
+    need("openssl")
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+         "-keyout", str(folder / "key.pem"), "-out", str(folder / "cert.pem"),
+         "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+        check=True, capture_output=True)
+
+
+@pytest.fixture(scope="session")
+def dovecot() -> Iterator[Dovecot]:
+    binary = need("dovecot")
+    # Under /tmp, not pytest's 0700 tmp: the mail user must traverse every parent.
+    root = Path(tempfile.mkdtemp(prefix="intake-dovecot-", dir="/tmp"))
+    root.chmod(0o755)
+    make_cert(root)
+    (root / "passwd").write_text("".join(
+        f"user{n}@example.org:{{PLAIN}}secret\n" for n in range(1, USERS + 1)))
+    (root / "home").mkdir()
+    mail = pwd.getpwnam("mail")
+    os.chown(root / "home", mail.pw_uid, mail.pw_gid)
+    plain, tls = free_port(), free_port()
+    config = root / "dovecot.conf"
+    config.write_text(CONFIG.format(root=root, plain=plain, tls=tls))
+    # The daemon inherits our descriptors: pipes would never close, so output goes to a file.
+    with (root / "start.log").open("w") as out:
+        started = subprocess.run([binary, "-c", str(config)], stdin=subprocess.DEVNULL,
+                                 stdout=out, stderr=subprocess.STDOUT, timeout=30)
+    if started.returncode != 0:
+        raise RuntimeError(f"dovecot failed to start: {(root / 'start.log').read_text()}")
+    try:
+        _wait_for(plain, 10, root / "dovecot.log")
+        _wait_for(tls, 10, root / "dovecot.log")
+        yield Dovecot(root, config, plain, tls, root / "cert.pem")
+    finally:
+        subprocess.run([binary, "-c", str(config), "stop"], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@dataclass
+class SmtpSink:
+    handler: SavingHandler
+    port: int
+
+    @property
+    def messages(self) -> list[EmailMessage]:
+        return [message_from_bytes(raw, policy=policy.default)  # type: ignore[misc]
+                for raw in self.handler.messages]
+
+
+@pytest.fixture
+def smtp_sink() -> Iterator[SmtpSink]:
+    handler = SavingHandler()
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        yield SmtpSink(handler, controller.port)
+    finally:
+        controller.stop()
+
+
+@pytest.fixture(scope="session")
+def reference() -> Reference:
+    return load_reference(REFERENCE)
+
+
+def make_settings(base: Path, **sections: dict) -> Settings:
+    """Settings for a test: paths in ``base``, the repo's reference data and templates."""
+    paths = {"reference_dir": str(REFERENCE), "templates_dir": str(TEMPLATES),
+             "data_dir": str(base / "data"), "workbook": str(base / "data" / "TongHop.xlsx")}
+    paths.update(sections.pop("paths", {}))
+    return settings_for(base, paths=paths, **sections)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path)
+
+
+def mail_settings(base: Path, dovecot: Dovecot, user: str, smtp_port: int,
+                  security: str = "none", **sections: dict) -> Settings:
+    port = dovecot.tls_port if security == "ssl" else dovecot.plain_port
+    rules = {"require_sender_auth": True, **sections.pop("rules", {})}
+    return make_settings(
+        base,
+        mailbox={"host": "127.0.0.1" if security == "none" else "localhost", "port": port,
+                 "security": security, "username": user, "password_env": "TEST_IMAP_PASSWORD",
+                 "ca_file": str(dovecot.ca_file), "timeout_seconds": 10},
+        smtp={"host": "127.0.0.1", "port": smtp_port, "security": "none", "username": "",
+              "from_address": "bantckt@example.org", "max_replies_per_hour": 50},
+        rules=rules, **sections)
+
+
+def trusting_context(ca_file: Path) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=str(ca_file))
