@@ -120,9 +120,34 @@ def _check_zip(data: bytes, limits: Limits) -> None:
         )
 
 
+class Encrypted(Exception):
+    """The file is password-protected (an OLE2 envelope around OOXML, or encrypted ODS)."""
+
+
+def _is_encrypted(data: bytes) -> bool:
+    """Tell a password-protected file from a broken one, without decrypting anything.
+
+    Encrypted .xlsx is not a zip but an OLE2 container holding an ``EncryptionInfo``
+    stream; an encrypted .ods lists ``encryption-data`` in its manifest.
+    """
+    if data.startswith(OLE_MAGIC):
+        return "EncryptionInfo".encode("utf-16-le") in data
+    if data.startswith(ZIP_MAGIC):
+        try:
+            with zipfile.ZipFile(io.BytesIO(data)) as archive:
+                if "META-INF/manifest.xml" in archive.namelist():
+                    with archive.open("META-INF/manifest.xml") as handle:
+                        return b"encryption-data" in handle.read(1_000_000)
+        except (zipfile.BadZipFile, OSError, ValueError, KeyError):
+            return False
+    return False
+
+
 def _read_workbook(name: str, data: bytes, limits: Limits) -> list[Table]:
     if data.startswith(ZIP_MAGIC):
         _check_zip(data, limits)
+    if _is_encrypted(data):
+        raise Encrypted(name)
     workbook = calamine.CalamineWorkbook.from_filelike(io.BytesIO(data))
     try:
         metadata = workbook.sheets_metadata
@@ -140,7 +165,7 @@ def _read_workbook(name: str, data: bytes, limits: Limits) -> list[Table]:
                 (r1, c1, r2, c2)
                 for (r1, c1), (r2, c2) in (sheet.merged_cell_ranges or [])
             ]
-            hidden = "Visible" not in str(meta.visible)
+            hidden = not str(meta.visible).endswith(".Visible")
             tables.append(Table(name, nfc(meta.name), rows, merged, hidden))
         return tables
     finally:
@@ -211,7 +236,7 @@ def read_file(name: str, data: bytes, limits: Limits, depth: int = 0) -> list[Fi
     except TooLarge as exc:
         result.findings.append(finding(
             "FILE_TOO_LARGE", f"Tệp {display} vượt giới hạn: {exc}.", file=display))
-    except calamine.PasswordError:
+    except (calamine.PasswordError, Encrypted):
         result.findings.append(finding(
             "FILE_ENCRYPTED",
             f"Tệp {display} được đặt mật khẩu nên không mở được. Vui lòng gỡ mật khẩu và gửi lại.",
