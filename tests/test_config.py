@@ -64,7 +64,7 @@ def test_unknown_key_and_password_in_file_are_refused(tmp_path: Path):
 
 def test_bad_environment_value_is_named(tmp_path: Path):
     path = write(tmp_path, "")
-    with pytest.raises(ConfigError, match="invalid key 'campaign.year'"):
+    with pytest.raises(ConfigError, match=r"invalid key 'campaign\.year'"):
         load_settings(path, environ={"INTAKE_CAMPAIGN__YEAR": "next year"})
 
 

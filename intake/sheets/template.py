@@ -118,6 +118,8 @@ def build_template(settings: Settings, reference: Reference, unit: Unit | None =
         for index in range(1, width + 1):
             value = values[index - 1] if index - 1 < len(values) else None
             cell = sheet.cell(number, index, value)
+            if isinstance(value, str):
+                cell.data_type = "s"  # typed text, as Excel stores '=…: never a formula
             cell.font, cell.border = _NORMAL, _BORDER
     end = FIRST_DATA_ROW + max(count, 1) - 1
     if unit is not None:
@@ -144,6 +146,7 @@ def build_template(settings: Settings, reference: Reference, unit: Unit | None =
                            min_d=settings.rules.min_members_district)
         guide.cell(index, 1, text).font = _BOLD if index == 1 else _NORMAL
     guide.column_dimensions["A"].width = 120
+    book.move_sheet(guide, offset=1 - book.index(guide))  # right after the form
     return book
 
 

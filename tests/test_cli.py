@@ -1,0 +1,166 @@
+"""The command line contract (SPEC §8): commands, options, exit statuses, JSON shape."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from openpyxl import load_workbook
+
+from intake.cli import main, parser
+from intake.samples import eligible_rows, form
+from intake.sheets.template import FIRST_DATA_ROW, HEADER_ROW
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG = ROOT / "config" / "intake.toml"
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    """The sample config, with the data folder moved into the test's temp dir."""
+    text = CONFIG.read_text(encoding="utf-8")
+    text = text.replace('reference_dir = "reference"', f'reference_dir = "{ROOT}/config/reference"')
+    text = text.replace('templates_dir = "../templates"', f'templates_dir = "{ROOT}/templates"')
+    path = tmp_path / "intake.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def write_form(tmp_path: Path, settings, reference, edit=None, name="ds.xlsx") -> Path:
+    unit = reference.units["CT"]
+    rows = eligible_rows(settings, reference, unit)
+    if edit:
+        edit(rows)
+    path = tmp_path / name
+    path.write_bytes(form(settings, reference, unit, rows))
+    return path
+
+
+def test_every_command_has_help_with_an_example():
+    sub = next(a for a in parser()._actions if a.dest == "command")
+    assert set(sub.choices) == {"demo", "run", "poll", "check", "template", "status", "rebuild",
+                                "init"}
+    for name, command in sub.choices.items():
+        assert command.description and "Example:" in command.description, name
+
+
+def test_check_valid_file_exits_0(capsys, config, tmp_path, settings, reference):
+    path = write_form(tmp_path, settings, reference)
+    code, out, _ = run(capsys, "--config", str(config), "check", str(path), "--unit", "CT")
+    assert code == 0
+    assert "Không có lỗi" in out
+
+
+def test_check_errors_exit_1_with_json_contract(capsys, config, tmp_path, settings, reference):
+    def edit(rows):
+        rows[0][3] = None
+    path = write_form(tmp_path, settings, reference, edit)
+    code, out, _ = run(capsys, "--config", str(config), "check", str(path), "--format", "json")
+    assert code == 1
+    data = json.loads(out)
+    [file] = data["files"]
+    assert file["file"] == "ds.xlsx"
+    assert file["rows"] == len(eligible_rows(settings, reference, reference.units["CT"]))
+    assert file["valid_rows"] == file["rows"] - 1
+    # The emptied row is in an NTM commune, so that commune is no longer fully covered.
+    assert [f["code"] for f in file["findings"]] == ["ROW_REQUIRED", "COVERAGE_INCOMPLETE"]
+    finding = file["findings"][0]
+    assert set(finding) == {"code", "level", "sheet", "row", "column", "field", "value",
+                            "message", "suggestion"}
+    assert (finding["code"], finding["level"], finding["row"], finding["column"]) == \
+        ("ROW_REQUIRED", "error", FIRST_DATA_ROW, "D")
+
+
+def test_check_unusable_arguments_exit_2(capsys, config, tmp_path):
+    code, _, err = run(capsys, "--config", str(config), "check", str(tmp_path / "missing.xlsx"))
+    assert code == 2 and "file not found" in err
+    code, _, err = run(capsys, "--config", str(config), "check", str(CONFIG), "--unit", "XYZ")
+    assert code == 2 and "unknown unit" in err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--config", str(config), "check"])
+    assert exit_info.value.code == 2
+
+
+def test_bad_config_is_one_line_and_exit_2(capsys, tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[rules]\nmin_members_district = -1\n")
+    code, _, err = run(capsys, "--config", str(bad), "status")
+    assert code == 2
+    assert err.count("\n") == 1 and "invalid key 'rules.min_members_district'" in err
+
+
+def test_annotate_marks_wrong_cells_red_with_a_comment(capsys, config, tmp_path, settings,
+                                                       reference):
+    def edit(rows):
+        rows[1][3] = "nhiều"
+    path = write_form(tmp_path, settings, reference, edit)
+    out_dir = tmp_path / "marked"
+    code, _, _ = run(capsys, "--config", str(config), "check", str(path), "--unit", "CT",
+                     "--annotate", str(out_dir))
+    assert code == 1
+    book = load_workbook(out_dir / "ds_can-sua.xlsx")
+    cell = book["Danh sách"][f"D{FIRST_DATA_ROW + 1}"]
+    assert cell.fill.fgColor.rgb.endswith("FF9999")
+    assert "ROW_MEMBERS_INVALID" in cell.comment.text
+    assert cell.value == "nhiều"  # the sender's value is kept
+
+
+def test_template_is_the_official_form(capsys, config, tmp_path):
+    out = tmp_path / "mau.xlsx"
+    code, _, _ = run(capsys, "--config", str(config), "template", "--unit", "CT", "-o", str(out))
+    assert code == 0
+    book = load_workbook(out)
+    assert book.sheetnames[:2] == ["Danh sách", "Hướng dẫn"]
+    sheet = book["Danh sách"]
+    assert sheet[f"A{HEADER_ROW}"].value == "STT"
+    assert sheet[f"E{HEADER_ROW}"].value == "Chi bộ ấp, khu phố"
+    assert sheet[f"G{HEADER_ROW + 1}"].value == "Đăng ký TSVMTD năm 2021"
+    assert sheet["A3"].value == "DANH SÁCH ĐĂNG KÝ XÂY DỰNG CHI ĐOÀN KIỂU MẪU NĂM 2021"
+    assert f"E{HEADER_ROW}:G{HEADER_ROW}" in {str(r) for r in sheet.merged_cells.ranges}
+    validations = [v.sqref for v in sheet.data_validations.dataValidation]
+    assert any(f"B{FIRST_DATA_ROW}" in str(v) for v in validations)
+    assert sheet.page_setup.orientation == "landscape"
+    # A blank form read back: header found, no rows yet.
+    code, out_json, _ = run(capsys, "--config", str(config), "check", str(out), "--unit", "CT",
+                            "--format", "json")
+    codes = [f["code"] for f in json.loads(out_json)["files"][0]["findings"]]
+    assert codes == ["SHEET_NO_ROWS"]
+
+
+def test_status_and_rebuild_on_an_empty_store(capsys, config):
+    code, out, _ = run(capsys, "--config", str(config), "status")
+    assert code == 0
+    assert out.count("Chưa gửi") == 9
+    code, out, _ = run(capsys, "--config", str(config), "rebuild")
+    assert code == 0
+    book = load_workbook(out.strip())
+    assert book.sheetnames == ["Tổng hợp", "Danh sách", "Lỗi", "Độ phủ NTM-ĐTVM", "Nhật ký"]
+
+
+def test_init_writes_a_deployment(capsys, tmp_path):
+    target = tmp_path / "deploy"
+    code, _, _ = run(capsys, "init", str(target))
+    assert code == 0
+    assert (target / "config" / "intake.toml").is_file()
+    assert (target / "config" / "reference" / "party_cells.csv").is_file()
+    assert (target / "templates" / "accepted.html.j2").is_file()
+    code, _, err = run(capsys, "init", str(target))
+    assert code == 2 and "already exists" in err
+
+
+def test_console_script_and_module_entry_points(config, tmp_path, settings, reference):
+    path = write_form(tmp_path, settings, reference)
+    script = Path(sys.executable).parent / "intake"
+    for command in ([str(script)], [sys.executable, "-m", "intake"]):
+        done = subprocess.run([*command, "--config", str(config), "check", str(path)],
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
