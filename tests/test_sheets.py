@@ -331,29 +331,82 @@ def test_sheet_level_findings(settings, reference):
 
 
 @pytest.mark.parametrize("name,code", [
-    ("pass_protected.xlsx", "FILE_ENCRYPTED"), ("pass_protected.ods", "FILE_ENCRYPTED"),
-    ("issue_594_dos.ods", "FILE_UNREADABLE"), ("too_small.xls", "FILE_UNREADABLE"),
-    ("empty_file.xlsx", "FILE_UNREADABLE"), ("issue252.xlsx", "FILE_UNREADABLE"),
+    ("calamine/pass_protected.xlsx", "FILE_ENCRYPTED"),
+    ("calamine/pass_protected.ods", "FILE_ENCRYPTED"),
+    ("python-calamine/password.xlsx", "FILE_ENCRYPTED"),
+    ("calamine/issue_594_dos.ods", "FILE_UNREADABLE"),  # one cell repeated 10^18 times
+    ("calamine/too_small.xls", "FILE_UNREADABLE"),
+    ("python-calamine/empty_file.xlsx", "FILE_UNREADABLE"),
+    ("calamine/issue252.xlsx", "FILE_UNREADABLE"),
+    ("xlrd/biff4_no_format_no_window2.xls", "FILE_UNREADABLE"),
 ])
 def test_broken_and_hostile_corpus_files_become_findings(name, code):
-    [result] = read_file(name, (CORPUS / name).read_bytes(), Limits())
+    [result] = read_file(Path(name).name, (CORPUS / name).read_bytes(), Limits())
     assert [f.code for f in result.findings] == [code]
     assert result.findings[0].message  # Vietnamese explanation for the sender
 
 
-def test_every_corpus_file_reads_without_raising(settings, reference):
-    for path in sorted(CORPUS.iterdir()):
+def test_every_corpus_file_yields_rows_or_a_file_or_sheet_finding(settings, reference):
+    paths = sorted(p for p in CORPUS.rglob("*") if p.is_file())
+    assert len(paths) >= 70
+    for path in paths:
         report = check_files([(path.name, path.read_bytes())], reference, settings)
-        assert report.files, path.name
-        if path.name in ("issue_174.xlsx", "strict_iso_paths.xlsx", "vba.xlsm"):
-            # readable workbooks without our header: a finding, never an empty success
-            assert "SHEET_NO_HEADER" in codes(report), path.name
+        assert report.files, path
+        sheet_or_file = [f for f in report.findings if f.code.startswith(("FILE_", "SHEET_"))]
+        assert report.results or sheet_or_file, path
+    # Readable workbooks that are not registrations say so; never an empty success.
+    for name in ("calamine/issue_174.xlsx", "calamine/strict_iso_paths.xlsx",
+                 "calamine/vba.xlsm"):
+        report = check_files([(name, (CORPUS / name).read_bytes())], reference, settings)
+        assert [f.code for f in report.findings] == ["SHEET_NO_HEADER"], name
 
 
 def test_declared_giant_dimension_is_not_trusted():
-    data = (CORPUS / "issue_174.xlsx").read_bytes()
+    data = (CORPUS / "calamine" / "issue_174.xlsx").read_bytes()
     [result] = read_file("issue_174.xlsx", data, Limits())
     assert result.tables and len(result.tables[0].rows) < 1000
+
+
+def test_wrong_extension_and_zero_bytes(settings, reference):
+    unit = reference.units["CT"]
+    real = form(settings, reference, unit, eligible_rows(settings, reference, unit))
+    report = check_files([("ds.xls", real)], reference, settings, unit)  # xlsx named .xls
+    assert report.findings == [] and report.results
+    [pdf] = read_file("ds.xlsx", b"%PDF-1.7\n" + b"0" * 500, Limits())
+    assert [f.code for f in pdf.findings] == ["FILE_UNREADABLE"]
+    [empty] = read_file("ds.xlsx", b"", Limits())
+    assert [f.code for f in empty.findings] == ["FILE_UNREADABLE"]
+
+
+def test_billion_laughs_xlsx_is_not_expanded(settings, reference):
+    unit = reference.units["CT"]
+    real = form(settings, reference, unit, eligible_rows(settings, reference, unit, limit=2))
+    entities = '<!ENTITY l0 "ha">' + "".join(
+        f'<!ENTITY l{i} "{f"&l{i - 1};" * 10}">' for i in range(1, 10))  # "ha" × 10^9
+    bomb = (f'<?xml version="1.0"?><!DOCTYPE sst [{entities}]>'
+            '<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" count="1"'
+            ' uniqueCount="1"><si><t>&l9;</t></si></sst>').encode()
+    source = zipfile.ZipFile(io.BytesIO(real))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+        for item in source.infolist():
+            data = bomb if item.filename == "xl/sharedStrings.xml" else source.read(item)
+            target.writestr(item, data)
+    import tracemalloc
+
+    tracemalloc.start()
+    report = check_files([("bom.xlsx", out.getvalue())], reference, settings, unit)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 50_000_000
+    assert report.findings  # a finding (unreadable or wrong cells), never "ha" × 10^9
+    assert {f.code for f in report.findings} <= {"FILE_UNREADABLE", "ROW_REQUIRED",
+                                                 "ROW_COMMUNE_UNKNOWN", "COVERAGE_INCOMPLETE",
+                                                 "ROW_PARTY_CELL_UNKNOWN", "ROW_STATUS_INVALID",
+                                                 "ROW_LEVEL_INVALID", "ROW_MEMBERS_INVALID",
+                                                 "SHEET_NO_HEADER", "SHEET_MISSING_COLUMN"}
+    assert all(len(str(v)) < 10_000 for f in report.files for r in f.results
+               for v in r.row.raw.values())
 
 
 def test_limits(settings):
