@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass, field
 from email.utils import parseaddr
+from functools import cached_property
 from pathlib import Path
 
 from .errors import ReferenceDataError
@@ -34,7 +35,7 @@ class PartyCell:
     recognised_year: int | None
     registered_year: int | None
 
-    @property
+    @cached_property
     def key(self) -> str:
         return name_key(self.hamlet)
 
@@ -46,23 +47,31 @@ class Commune:
     name: str
     title: str  # "NTM", "ĐTVM" or ""
     cells: list[PartyCell] = field(default_factory=list)
+    _index: dict[str, PartyCell] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def key(self) -> str:
         return name_key(self.name)
 
     def cell(self, text: str) -> PartyCell | None:
-        key = name_key(text)
-        for cell in self.cells:
-            if key in (cell.key, name_key(cell.name)):
-                return cell
-        return None
+        """The party cell named by hamlet or party-cell name, in any spelling."""
+        if len(self._index) != len(self.cells):
+            self._index.clear()
+            for cell in reversed(self.cells):
+                self._index[cell.key] = cell
+                self._index.setdefault(name_key(cell.name), cell)
+        return self._index.get(name_key(text))
+
+    def by_key(self, key: str) -> PartyCell | None:
+        self.cell("")
+        return self._index.get(key)
 
 
 @dataclass
 class Reference:
     units: dict[str, Unit]
     communes: dict[str, list[Commune]]  # by unit code
+    _commune_index: dict[str, dict[str, Commune]] = field(default_factory=dict, repr=False)
 
     def unit_for_address(self, address: str) -> Unit | None:
         wanted = parseaddr(address)[1].strip().lower()
@@ -86,11 +95,12 @@ class Reference:
         return None
 
     def commune(self, unit_code: str, text: str) -> Commune | None:
-        key = name_key(text)
-        for commune in self.communes.get(unit_code, []):
-            if commune.key == key:
-                return commune
-        return None
+        """A commune of one unit (three names exist in two units each)."""
+        index = self._commune_index.get(unit_code)
+        if index is None:
+            index = {c.key: c for c in reversed(self.communes.get(unit_code, []))}
+            self._commune_index[unit_code] = index
+        return index.get(name_key(text))
 
     def units_with_commune(self, text: str) -> list[Unit]:
         key = name_key(text)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 _SPACES = re.compile(r"\s+")
 _PUNCT = re.compile(r"[\.,;:/\\\-–—_()\[\]\"'`’“”!?*#]+")
@@ -48,8 +49,12 @@ def strip_diacritics(text: str) -> str:
     return "".join(ch for ch in decomposed if unicodedata.category(ch) != "Mn")
 
 
+@lru_cache(maxsize=65536)
 def fold(value: object) -> str:
-    """Comparison form: no diacritics, case folded, punctuation as spaces, spaces collapsed."""
+    """Comparison form: no diacritics, case folded, punctuation as spaces, spaces collapsed.
+
+    Cached: a 20,000-row sheet repeats the same few hundred names.
+    """
     text = strip_diacritics(clean(value)).casefold()
     text = _PUNCT.sub(" ", text)
     return _SPACES.sub(" ", text).strip()
@@ -60,6 +65,7 @@ def _split_glued_prefix(text: str) -> str:
     return re.sub(r"^(p|kp|x|tt|ap)(\d)", r"\1 \2", text)
 
 
+@lru_cache(maxsize=65536)
 def name_key(value: object) -> str:
     """Key for matching place, party-cell and branch names (SPEC §3 normalisation).
 

@@ -16,11 +16,15 @@ from openpyxl.styles import Font, PatternFill
 
 from ..findings import Finding
 from ..mail.attachments import safe_name
+from .read import column_letter
 from .report import FileReport, Report
 
 RED = PatternFill("solid", fgColor="FF9999")
 YELLOW = PatternFill("solid", fgColor="FFE699")
 NOTES_SHEET = "Ghi chú kiểm tra"
+
+
+FAST_ROWS = 2_000  # above this, rebuild in write-only mode instead of editing in place
 
 
 def _open(report: FileReport) -> Workbook | None:
@@ -56,8 +60,60 @@ def _comment(findings: list[Finding]) -> Comment:
     return comment
 
 
+def _notes_rows(notes: list[Finding]) -> list[list[str]]:
+    return [["Nội dung cần sửa", "Gợi ý"], *[[f.message, f.suggestion] for f in notes]]
+
+
+def _annotate_fast(report: FileReport, extra: list[Finding]) -> bytes:
+    """Large files: stream a new workbook (values, red cells, comments) in write-only mode.
+
+    Loading and saving a 20,000-row workbook with openpyxl in place takes seconds; the
+    unit's formatting is kept only for files small enough to edit in place.
+    """
+    from openpyxl.cell import WriteOnlyCell
+
+    by_sheet: dict[str, dict[tuple[int, str], list[Finding]]] = {}
+    notes: list[Finding] = list(extra)
+    sheets = {h.table.sheet for h in report.headers}
+    for f in report.all_findings:
+        if f.sheet in sheets and f.row and f.column:
+            by_sheet.setdefault(f.sheet, {}).setdefault((f.row, f.column), []).append(f)
+        else:
+            notes.append(f)
+    book = Workbook(write_only=True)
+    if notes:
+        sheet = book.create_sheet(NOTES_SHEET)
+        for values in _notes_rows(notes):
+            sheet.append(values)
+    for header in report.headers:
+        marks = by_sheet.get(header.table.sheet, {})
+        sheet = book.create_sheet(header.table.sheet[:31] or "Sheet")
+        letters: dict[int, str] = {}
+        for r, row in enumerate(header.table.rows, start=1):
+            out = []
+            for c, value in enumerate(row, start=1):
+                letter = letters.get(c) or letters.setdefault(c, column_letter(c))
+                items = marks.get((r, letter))
+                if items is None and not isinstance(value, str):
+                    out.append(value)
+                    continue
+                cell = WriteOnlyCell(sheet, value=value)
+                if isinstance(value, str):
+                    cell.data_type = "s"
+                if items:
+                    cell.fill = RED if any(f.is_error for f in items) else YELLOW
+                    cell.comment = _comment(items)
+                out.append(cell)
+            sheet.append(out)
+    stream = io.BytesIO()
+    book.save(stream)
+    return stream.getvalue()
+
+
 def annotate(report: FileReport, extra: list[Finding] = ()) -> bytes | None:  # type: ignore[assignment]
     """The annotated copy as .xlsx bytes, or None when the file could not be read at all."""
+    if report.headers and sum(len(h.table.rows) for h in report.headers) > FAST_ROWS:
+        return _annotate_fast(report, list(extra))
     book = _open(report)
     if book is None:
         return None
@@ -74,13 +130,12 @@ def annotate(report: FileReport, extra: list[Finding] = ()) -> bytes | None:  # 
         cell.comment = _comment(items)
     if notes:
         sheet = book.create_sheet(NOTES_SHEET, 0)
-        sheet.append(["Nội dung cần sửa", "Gợi ý"])
-        for cell in sheet[1]:
-            cell.font = Font(bold=True)
-        for f in notes:
-            sheet.append([f.message, f.suggestion])
-            for cell in sheet[sheet.max_row]:
+        for number, values in enumerate(_notes_rows(notes), start=1):
+            for column, value in enumerate(values, start=1):
+                cell = sheet.cell(number, column, value)
                 cell.data_type = "s"
+                if number == 1:
+                    cell.font = Font(bold=True)
         sheet.column_dimensions["A"].width = 100
         sheet.column_dimensions["B"].width = 50
         book.active = 0

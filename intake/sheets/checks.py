@@ -236,9 +236,8 @@ def check_branch(row: Row, commune: Commune, cell: PartyCell) -> list[Finding]:
     branch = row.text("branch")
     if not branch:
         return []
-    key = name_key(branch)
-    other = next((c for c in commune.cells if c.key == key and c is not cell), None)
-    if other is None:
+    other = commune.by_key(name_key(branch))
+    if other is None or other is cell:
         return []
     return [finding(
         "ROW_BRANCH_MISMATCH",

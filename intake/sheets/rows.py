@@ -128,23 +128,24 @@ def read_rows(header: Header) -> list[Row]:
     """Every data row under the header; totals, blank and numbering rows skipped, footer ends."""
     table = header.table
     out: list[Row] = []
+    letters = {name: column_letter(col + 1) for name, col in header.columns.items()}
     for index in range(header.data_start, len(table.rows)):
         cells = table.rows[index]
-        texts = [clean(v) for v in cells if clean(v)]
-        if not texts:
+        texts = [clean(v) if v is not None else "" for v in cells]
+        if not any(texts):
             continue
-        row = Row(file=table.file, sheet=table.sheet, number=index + 1)
-        for name, col in header.columns.items():
-            value = cells[col] if col < len(cells) else None
-            row.raw[name] = clean(value)
-            row.columns[name] = column_letter(col + 1)
+        row = Row(file=table.file, sheet=table.sheet, number=index + 1, columns=letters)
+        width = len(texts)
+        row.raw = {name: (texts[col] if col < width else "")
+                   for name, col in header.columns.items()}
+        filled = [t for t in texts if t]
         if not any(row.raw.get(name) for name in DATA_FIELDS if name != "unit"):
-            if out and _is_footer(texts):
+            if out and _is_footer(filled):
                 break
             continue
-        if _is_total(texts) and not row.raw.get("party_cell"):
+        if _is_total(filled) and not row.raw.get("party_cell"):
             continue
-        if _is_footer(texts) and not row.raw.get("members"):
+        if _is_footer(filled) and not row.raw.get("members"):
             break
         _type(row, cells, header)
         out.append(row)
