@@ -215,16 +215,17 @@ def settings(tmp_path: Path) -> Settings:
 
 def mail_settings(base: Path, dovecot: Dovecot, user: str, smtp_port: int,
                   security: str = "none", **sections: dict) -> Settings:
+    """Settings for one test mailbox; ``sections`` override keys section by section."""
     port = dovecot.tls_port if security == "ssl" else dovecot.plain_port
     rules = {"require_sender_auth": True, **sections.pop("rules", {})}
-    return make_settings(
-        base,
-        mailbox={"host": "127.0.0.1" if security == "none" else "localhost", "port": port,
-                 "security": security, "username": user, "password_env": "TEST_IMAP_PASSWORD",
-                 "ca_file": str(dovecot.ca_file), "timeout_seconds": 10},
-        smtp={"host": "127.0.0.1", "port": smtp_port, "security": "none", "username": "",
-              "from_address": "bantckt@example.org", "max_replies_per_hour": 50},
-        rules=rules, **sections)
+    mailbox = {"host": "127.0.0.1" if security == "none" else "localhost", "port": port,
+               "security": security, "username": user, "password_env": "TEST_IMAP_PASSWORD",
+               "ca_file": str(dovecot.ca_file), "timeout_seconds": 10,
+               **sections.pop("mailbox", {})}
+    smtp = {"host": "127.0.0.1", "port": smtp_port, "security": "none", "username": "",
+            "from_address": "bantckt@example.org", "max_replies_per_hour": 50,
+            **sections.pop("smtp", {})}
+    return make_settings(base, mailbox=mailbox, smtp=smtp, rules=rules, **sections)
 
 
 def trusting_context(ca_file: Path) -> ssl.SSLContext:

@@ -116,6 +116,11 @@ def deliver(store: Store, settings: Settings, now: datetime | None = None) -> di
                 if client is None:
                     client = _open(settings)
                 client.sendmail(settings.smtp.from_address, [item["recipient"]], item["raw"])
+            except (UnicodeError, ValueError) as exc:
+                # e.g. a non-ASCII address without SMTPUTF8: this reply can never go out.
+                _failed(store, item, settings, 553, f"địa chỉ không gửi được: {exc}", now)
+                counts["failed"] += 1
+                client = _drop(client)
             except smtplib.SMTPRecipientsRefused as exc:
                 code, answer = next(iter(exc.recipients.values()))
                 _failed(store, item, settings, code, answer, now)

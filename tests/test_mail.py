@@ -1,0 +1,267 @@
+"""Mail intake against real Dovecot + aiosmtpd: odd messages, forged senders, crashes."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from imap_tools import MailBoxUnencrypted
+
+from intake.pipeline import Pipeline
+from intake.samples import append, eligible_rows, form, unit_mail
+from intake.store import open_store
+
+from .conftest import mail_settings
+
+pytestmark = pytest.mark.dovecot
+CORPUS = Path(__file__).parent / "corpus" / "mail"
+ON_TIME = datetime(2021, 2, 10, 9, 0).astimezone()
+
+
+def poll(settings, password="secret"):
+    pipeline = Pipeline(settings)
+    try:
+        return pipeline.run_cycle(password=password)
+    finally:
+        pipeline.store.close()
+
+
+def as_unit(raw: bytes, sender: str) -> bytes:
+    """The same message as if a district unit had sent it (From + Gmail's auth header)."""
+    domain = sender.split("@")[1]
+    raw = re.sub(rb"(?im)^from:.*(\r?\n[ \t].*)*", f"From: {sender}".encode(), raw, count=1)
+    auth = (f"Authentication-Results: mx.google.com; dmarc=pass header.from={domain}\r\n")
+    return auth.encode() + raw
+
+
+def messages(settings) -> list:
+    store = open_store(settings.paths.data_dir)
+    try:
+        return store.query("SELECT * FROM messages ORDER BY uid")
+    finally:
+        store.close()
+
+
+def folder_uids(dovecot, user: str, folder: str) -> list[str]:
+    with MailBoxUnencrypted("127.0.0.1", dovecot.plain_port).login(
+            user, dovecot.password, initial_folder=folder) as box:
+        return list(box.uids())
+
+
+def test_every_corpus_message_ends_with_a_status(tmp_path, dovecot, smtp_sink, reference):
+    user = dovecot.add_user()
+    settings = mail_settings(tmp_path, dovecot, user, smtp_sink.port,
+                             smtp={"max_replies_per_hour": 0})
+    sender = reference.units["BT"].emails[0]
+    paths = sorted(p for p in CORPUS.rglob("*") if p.is_file())
+    assert len(paths) >= 130
+    client = dovecot.client(user)
+    for path in paths:
+        raw = path.read_bytes()
+        append(client, "INBOX", raw, ON_TIME)
+        append(client, "INBOX", as_unit(raw, sender), ON_TIME)
+    client.logout()
+
+    result = poll(settings)
+
+    assert result.errors == []
+    rows = messages(settings)
+    assert len(rows) == 2 * len(paths) == result.fetched
+    assert all(r["status"] for r in rows)
+    assert all(r["stage"] == "moved" for r in rows)
+    assert folder_uids(dovecot, user, "INBOX") == []
+    # Hostile attachment names never become paths outside the archive.
+    archive = settings.paths.data_dir / "archive" / "files"
+    for path in archive.rglob("*") if archive.exists() else []:
+        assert path.parent == archive
+        assert "\n" not in path.name and ".." not in path.name.split("-", 1)[1][:2]
+    second = poll(settings)
+    assert second.fetched == 0 and second.statuses == {}
+
+
+def _send(dovecot, user, message, when=ON_TIME):
+    client = dovecot.client(user)
+    append(client, "INBOX", message, when)
+    client.logout()
+
+
+def test_forged_sender_is_held_without_reply(tmp_path, dovecot, smtp_sink, reference):
+    user = dovecot.add_user()
+    settings = mail_settings(tmp_path, dovecot, user, smtp_sink.port)
+    unit = reference.units["CT"]
+    data = form(settings, reference, unit, eligible_rows(settings, reference, unit, limit=3))
+    failing = unit_mail(unit.emails[0], user, "DS", attachments=[("a.xlsx", data)], auth="fail")
+    missing = unit_mail(unit.emails[0], user, "DS", attachments=[("a.xlsx", data)], auth="")
+    # The sender wrote a "pass" header himself; the server's own (topmost) says fail.
+    below = unit_mail(unit.emails[0], user, "DS", attachments=[("a.xlsx", data)], auth="")
+    below["Authentication-Results"] = "mx.google.com; dmarc=fail header.from=example.org"
+    below["Authentication-Results"] = "mx.google.com; dmarc=pass header.from=example.org"
+    other_server = unit_mail(unit.emails[0], user, "DS", attachments=[("a.xlsx", data)],
+                             authserv_id="mx.evil.example")
+    for message in (failing, missing, below, other_server):
+        _send(dovecot, user, message)
+
+    result = poll(settings)
+
+    assert result.statuses == {"held": 4}
+    assert smtp_sink.messages == []
+    assert len(folder_uids(dovecot, user, "Intake/Review")) == 4
+    store = open_store(settings.paths.data_dir)
+    assert store.one("SELECT COUNT(*) FROM rows")[0] == 0
+    store.close()
+
+
+def test_auto_replies_and_bounces_get_no_reply(tmp_path, dovecot, smtp_sink, reference):
+    user = dovecot.add_user()
+    settings = mail_settings(tmp_path, dovecot, user, smtp_sink.port)
+    unit = reference.units["CT"]
+    _send(dovecot, user, unit_mail(unit.emails[0], user, "Không có tệp"))  # gets a reply
+    poll(settings)
+    [our_reply] = smtp_sink.messages
+    assert our_reply["X-Intake-Status"] == "no-attachment"
+    auto = unit_mail(unit.emails[0], user, "Tự động trả lời: Re: Không có tệp",
+                     headers={"Auto-Submitted": "auto-replied"})
+    bulk = unit_mail(unit.emails[0], user, "Bản tin", headers={"Precedence": "bulk"})
+    listed = unit_mail(unit.emails[0], user, "Thư nhóm", headers={"List-Id": "<ds.example.org>"})
+    ours = unit_mail(settings.smtp.from_address, user, "Vòng lặp")
+    bounce = (
+        "From: Mail Delivery Subsystem <mailer-daemon@example.org>\r\n"
+        f"To: {user}\r\nSubject: Delivery Status Notification (Failure)\r\n"
+        "Message-ID: <dsn1@example.org>\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n\r\n"
+        "--b\r\nContent-Type: text/plain\r\n\r\nDelivery failed.\r\n"
+        "--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; example.org\r\n"
+        "\r\nFinal-Recipient: rfc822; x@example.org\r\nAction: failed\r\nStatus: 5.1.1\r\n"
+        "--b\r\nContent-Type: text/rfc822-headers\r\n\r\n"
+        f"Message-ID: {our_reply['Message-ID']}\r\nSubject: {our_reply['Subject']}\r\n"
+        "--b--\r\n").encode()
+    for message in (auto, bulk, listed, ours):
+        _send(dovecot, user, message)
+    _send(dovecot, user, bounce)
+
+    result = poll(settings)
+
+    assert result.statuses == {"ignored": 5}
+    assert len(smtp_sink.messages) == 1  # nothing more was sent
+    store = open_store(settings.paths.data_dir)
+    state = store.one("SELECT state FROM outbox WHERE message_id=?", (our_reply["Message-ID"],))
+    store.close()
+    assert state[0] == "bounced"
+
+
+def test_two_instances_writing_to_each_other_stop(tmp_path, dovecot, smtp_sink, reference):
+    """Our reply is marked Auto-Submitted, so another intake never answers it."""
+    user = dovecot.add_user()
+    settings = mail_settings(tmp_path, dovecot, user, smtp_sink.port)
+    unit = reference.units["CT"]
+    _send(dovecot, user, unit_mail(unit.emails[0], user, "Không có tệp"))
+    poll(settings)
+    [reply] = smtp_sink.messages
+    # The other board's mailbox receives our reply, as if from a known unit.
+    echoed = as_unit(reply.as_bytes(), unit.emails[0])
+    other = dovecot.add_user()
+    other_settings = mail_settings(tmp_path / "other", dovecot, other, smtp_sink.port)
+    _send(dovecot, other, echoed)
+    result = poll(other_settings)
+    assert result.statuses == {"ignored": 1}
+    assert len(smtp_sink.messages) == 1
+
+
+def test_unknown_sender_gets_a_reply_and_goes_to_review(tmp_path, dovecot, smtp_sink):
+    user = dovecot.add_user()
+    settings = mail_settings(tmp_path, dovecot, user, smtp_sink.port)
+    _send(dovecot, user, unit_mail("ai.do@example.net", user, "Danh sách"))
+    result = poll(settings)
+    assert result.statuses == {"unknown-sender": 1}
+    [reply] = smtp_sink.messages
+    assert reply["X-Intake-Status"] == "unknown-sender"
+    assert reply["To"] == "ai.do@example.net"
+    assert len(folder_uids(dovecot, user, "Intake/Review")) == 1
+
+
+@pytest.mark.parametrize("step", ["file", "deliver", "move"])
+def test_crash_at_each_step_then_rerun_files_exactly_once(
+        tmp_path, dovecot, smtp_sink, reference, monkeypatch, step):
+    user = dovecot.add_user()
+    settings = mail_settings(tmp_path, dovecot, user, smtp_sink.port)
+    unit = reference.units["TPBT"]
+    rows = eligible_rows(settings, reference, unit)
+    for index in range(3):
+        _send(dovecot, user, unit_mail(unit.emails[0], user, f"DS lần {index}", attachments=[
+            ("ds.xlsx", form(settings, reference, unit, rows))]))
+
+    import intake.pipeline as pipeline_module
+
+    targets = {"file": (Pipeline, "file"), "deliver": (pipeline_module.smtp, "deliver"),
+               "move": (pipeline_module.imap, "move")}
+    owner, name = targets[step]
+    original = getattr(owner, name)
+    calls = {"n": 0}
+
+    def crash(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2 or step == "deliver":
+            raise KeyboardInterrupt("power cut")  # not an Exception: nothing catches it
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, crash)
+    with pytest.raises(KeyboardInterrupt):
+        poll(settings)
+    monkeypatch.setattr(owner, name, original)
+
+    poll(settings)
+    poll(settings)
+
+    store = open_store(settings.paths.data_dir)
+    assert store.one("SELECT COUNT(*) FROM messages")[0] == 3
+    assert store.one("SELECT COUNT(*) FROM submissions")[0] == 3
+    assert store.one("SELECT COUNT(*) FROM rows WHERE current=1")[0] == len(rows)
+    assert store.one("SELECT COUNT(*) FROM outbox")[0] == 3
+    store.close()
+    assert len(smtp_sink.messages) == 3
+    assert len({m["In-Reply-To"] for m in smtp_sink.messages}) == 3
+    assert folder_uids(dovecot, user, "INBOX") == []
+    assert len(folder_uids(dovecot, user, "Intake/Processed")) == 3
+
+
+def test_same_message_delivered_twice_is_filed_once(tmp_path, dovecot, smtp_sink, reference):
+    user = dovecot.add_user()
+    settings = mail_settings(tmp_path, dovecot, user, smtp_sink.port)
+    unit = reference.units["TPBT"]
+    message = unit_mail(unit.emails[0], user, "DS", attachments=[
+        ("ds.xlsx", form(settings, reference, unit, eligible_rows(settings, reference, unit)))])
+    _send(dovecot, user, message)
+    _send(dovecot, user, message)
+    result = poll(settings)
+    assert result.fetched == 2
+    assert len(smtp_sink.messages) == 1
+    store = open_store(settings.paths.data_dir)
+    assert store.one("SELECT COUNT(*) FROM submissions")[0] == 1
+    store.close()
+
+
+def test_uidvalidity_change_refiles_nothing(tmp_path, dovecot, smtp_sink, reference):
+    user = dovecot.add_user()
+    settings = mail_settings(tmp_path, dovecot, user, smtp_sink.port)
+    unit = reference.units["TPBT"]
+    message = unit_mail(unit.emails[0], user, "DS", attachments=[
+        ("ds.xlsx", form(settings, reference, unit, eligible_rows(settings, reference, unit)))])
+    _send(dovecot, user, message)
+    poll(settings)
+    # The server renumbers: our record says another UIDVALIDITY, and the mail is back.
+    store = open_store(settings.paths.data_dir)
+    store.db.execute("UPDATE folders SET uidvalidity=uidvalidity+1")
+    store.close()
+    with MailBoxUnencrypted("127.0.0.1", dovecot.plain_port).login(
+            user, dovecot.password, initial_folder="Intake/Processed") as box:
+        box.copy(box.uids(), "INBOX")
+    result = poll(settings)
+    assert result.fetched == 1
+    assert result.statuses == {}  # recognised by Message-ID + sha256: nothing filed
+    assert len(smtp_sink.messages) == 1
+    store = open_store(settings.paths.data_dir)
+    assert store.one("SELECT COUNT(*) FROM submissions")[0] == 1
+    assert store.last_event("uidvalidity")
+    store.close()
