@@ -12,37 +12,52 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-def make_form(path: Path, rows: int, wrong: int) -> None:
-    """The official layout with ``rows`` rows cycling over Châu Thành's hamlets.
+def make_reference(folder: Path, rows: int) -> Path:
+    """A synthetic reference with enough hamlets for ``rows`` distinct, valid rows.
 
-    Repeats of a hamlet are duplicates, so the file has many findings: a realistic worst
-    case for the checker. ``wrong`` rows get an invalid member count on top.
+    The real province has a few thousand hamlets; a 20,000-row file of distinct hamlets
+    needs a bigger list, or every repeat would be a duplicate finding.
     """
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "units.csv").write_text((ROOT / "config" / "reference" / "units.csv").read_text(
+        encoding="utf-8"), encoding="utf-8")
+    communes = ["unit_code,commune_code,commune_name,title"]
+    cells = ["unit_code,commune_code,commune_name,hamlet_name,party_cell_name,"
+             "recognised_year,registered_year"]
+    per = 200
+    for c in range(rows // per + 1):
+        name = f"Xã Thử Nghiệm {c + 1}"
+        communes.append(f"CT,9{c:04d},{name},")
+        for h in range(per):
+            cells.append(f"CT,9{c:04d},{name},Ấp {h + 1},Chi bộ ấp {h + 1},2019,")
+    (folder / "communes.csv").write_text("\n".join(communes) + "\n", encoding="utf-8")
+    (folder / "party_cells.csv").write_text("\n".join(cells) + "\n", encoding="utf-8")
+    return folder
+
+
+def make_form(path: Path, reference_dir: Path, rows: int, wrong: int) -> None:
+    """The official layout, ``rows`` distinct valid rows; the first ``wrong`` get a bad count."""
     from intake.config import settings_for
     from intake.reference import load_reference
-    from intake.samples import eligible_rows, form
+    from intake.samples import form
 
-    settings = settings_for(ROOT, paths={"reference_dir": str(ROOT / "config" / "reference")})
-    reference = load_reference(settings.paths.reference_dir)
-    base = eligible_rows(settings, reference, reference.units["CT"])
+    settings = settings_for(ROOT, paths={"reference_dir": str(reference_dir)})
+    reference = load_reference(reference_dir)
     data = []
     for number in range(rows):
-        row = list(base[number % len(base)])
-        row[0] = number + 1
-        if number < wrong:
-            row[3] = "nhiều"
-        data.append(row)
+        commune, hamlet = divmod(number, 200)
+        data.append([number + 1, f"Xã Thử Nghiệm {commune + 1}", f"Chi đoàn ấp {hamlet + 1}",
+                     "nhiều" if number < wrong else 20, f"Chi bộ ấp {hamlet + 1}", 2019, None,
+                     None, "x", None, "Nguyễn Văn An", "0912 345 678", None])
     path.write_bytes(form(settings, reference, reference.units["CT"], data))
 
 
@@ -68,7 +83,7 @@ from pathlib import Path
 from intake.cli import main
 import contextlib, io
 with contextlib.redirect_stdout(io.StringIO()):
-    main(['--config', 'config/intake.toml', 'check', {path!r}, '--unit', 'CT',
+    main(['--config', {config!r}, 'check', {path!r}, '--unit', 'CT',
           '--format', 'json'{annotate}])
 """
 
@@ -103,17 +118,22 @@ def main() -> None:
     parser.add_argument("--wrong", type=int, default=1_000)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
+        reference_dir = make_reference(Path(folder) / "reference", args.rows)
+        config = Path(folder) / "intake.toml"
+        config.write_text(f'[paths]\nreference_dir = "{reference_dir}"\n', encoding="utf-8")
         clean = Path(folder) / "ds.xlsx"
         marked = Path(folder) / "ds_wrong.xlsx"
-        make_form(clean, args.rows, 0)
-        make_form(marked, args.rows, args.wrong)
+        make_form(clean, reference_dir, args.rows, 0)
+        make_form(marked, reference_dir, args.rows, args.wrong)
         out = Path(folder) / "annotated"
         results = {
-            "intake check": measure(INTAKE.format(path=str(clean), annotate="")),
+            "intake check": measure(INTAKE.format(path=str(clean), annotate="",
+                                                  config=str(config))),
             "frictionless validate": measure(FRICTIONLESS.format(name=clean.name,
                                                                folder=str(clean.parent))),
             f"intake check --annotate ({args.wrong} wrong cells)": measure(INTAKE.format(
-                path=str(marked), annotate=f", '--annotate', {str(out)!r}")),
+                path=str(marked), annotate=f", '--annotate', {str(out)!r}",
+                config=str(config))),
             "openpyxl load + save (the annotate baseline)": measure(
                 f"from openpyxl import load_workbook\n"
                 f"book = load_workbook({str(marked)!r})\nbook.save({str(out / 'x.xlsx')!r})"),

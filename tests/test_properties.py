@@ -5,15 +5,17 @@ from __future__ import annotations
 import io
 from datetime import date
 
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 from openpyxl import Workbook
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
 from intake.config import Limits, settings_for
 from intake.findings import CODES
 from intake.reference import load_reference
-from intake.sheets.report import check_files
 from intake.sheets.read import read_file
+from intake.sheets.report import check_files
 
 from .conftest import REFERENCE
 
@@ -24,7 +26,7 @@ HEADERS = ["STT", "Xã, phường, thị trấn", "Tên Chi đoàn", "Số lư�
            "Tổng cộng", "x", "Ghi chú"]
 VALUES = st.one_of(
     st.none(), st.integers(-10**12, 10**12), st.floats(allow_nan=False, allow_infinity=False),
-    st.text(max_size=40), st.sampled_from(HEADERS + ["Xã An Thạnh", "Chi bộ ấp 1", "✓", "15 ĐV"]),
+    st.text(max_size=40), st.sampled_from([*HEADERS, "Xã An Thạnh", "Chi bộ ấp 1", "✓", "15 ĐV"]),
     st.dates(min_value=date(1900, 3, 1), max_value=date(2100, 1, 1)), st.booleans())
 
 

@@ -1,0 +1,202 @@
+"""Replies and the outbox, delivered to a real SMTP server (aiosmtpd)."""
+
+from __future__ import annotations
+
+import unicodedata
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from intake.demo import free_port
+from intake.errors import TemplateError
+from intake.findings import finding
+from intake.mail import smtp
+from intake.replies import build, check_templates, group_findings, reply_subject
+from intake.store import open_store
+
+from .conftest import TEMPLATES, make_settings
+
+BASE = {"unit_name": "Huyện đoàn Châu Thành", "sender": "hd@example.org",
+        "received_at": "09:30 ngày 10/02/2021", "deadline": "00:00 ngày 20/02/2021",
+        "year": 2021, "late": False, "ignored": [], "files": [], "valid_rows": 0,
+        "provincial": 0, "district": 0, "errors": [], "groups": [], "warnings": [],
+        "annotated": False}
+
+
+def outbox_settings(tmp_path: Path, port: int, **smtp_keys):
+    return make_settings(tmp_path, smtp={"host": "127.0.0.1", "port": port, "security": "none",
+                                         "username": "", "from_address": "ban@example.org",
+                                         **smtp_keys})
+
+
+def reply(settings, kind="accepted", to="hd@example.org", **context):
+    env = check_templates(settings.paths.templates_dir)
+    return build(settings, env, kind, {**BASE, **context}, to=to,
+                 original_subject="Re: RE: Danh sách Chi đoàn kiểu mẫu Châu Thành",
+                 original_id="<orig@example.org>", references=["<earlier@example.org>"],
+                 status=kind, late=context.get("late", False))
+
+
+def test_subject_gets_one_re():
+    assert reply_subject("Re: RE: Fwd: TL: Danh sách") == "Re: Danh sách"
+    assert reply_subject("") == "Re: Danh sách Chi đoàn kiểu mẫu"
+
+
+@pytest.mark.parametrize("kind", ["accepted", "needs-correction", "no-attachment",
+                                  "unknown-sender", "rejected-late"])
+def test_each_kind_is_delivered_threaded_with_both_alternatives(tmp_path, smtp_sink, kind):
+    settings = outbox_settings(tmp_path, smtp_sink.port)
+    errors = [finding("ROW_REQUIRED", "Dòng 9: chưa ghi “Số lượng đoàn viên”.", file="a.xlsx",
+                      sheet="Danh sách", row=9, column="D")]
+    message = reply(settings, kind, late=kind == "rejected-late", errors=errors,
+                    groups=group_findings(errors))
+    store = open_store(settings.paths.data_dir)
+    smtp.queue(store, None, kind, message, kind)
+    assert smtp.deliver(store, settings)["sent"] == 1
+    store.close()
+    [got] = smtp_sink.messages
+    assert got["X-Intake-Status"] == kind
+    assert got["In-Reply-To"] == "<orig@example.org>"
+    assert got["References"] == "<earlier@example.org> <orig@example.org>"
+    assert got["Subject"] == "Re: Danh sách Chi đoàn kiểu mẫu Châu Thành"
+    assert got["Auto-Submitted"] == "auto-replied"
+    assert got["X-Auto-Response-Suppress"] == "All"
+    assert got["Message-ID"].endswith("@example.org>")
+    assert got["Date"]
+    assert (got["X-Intake-Late"] == "yes") == (kind == "rejected-late")
+    text = got.get_body(("plain",)).get_content()
+    html = got.get_body(("html",)).get_content()
+    assert text == unicodedata.normalize("NFC", text) and "Kính gửi" in text
+    assert "<p>" in html and "{{" not in html and "{%" not in html
+    if kind == "needs-correction":
+        assert "Dòng 9" in text and "ô D9" in text
+
+
+def test_hostile_values_are_escaped_in_html(tmp_path, smtp_sink):
+    settings = outbox_settings(tmp_path, smtp_sink.port)
+    evil = finding("ROW_COMMUNE_UNKNOWN", "Dòng 8: “<script>alert(1)</script>” không thuộc…",
+                   file="<img src=x onerror=alert(1)>.xlsx", row=8, column="B",
+                   value="=HYPERLINK(\"http://evil\")\u202e")
+    message = reply(settings, "needs-correction", errors=[evil], groups=group_findings([evil]))
+    html = message.get_body(("html",)).get_content()
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert "<img" not in html and "&lt;img" in html
+
+
+def test_broken_template_is_reported_at_start(tmp_path):
+    folder = tmp_path / "templates"
+    folder.mkdir()
+    for path in TEMPLATES.iterdir():
+        (folder / path.name).write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
+    (folder / "accepted.html.j2").write_text("{% if %}", encoding="utf-8")
+    with pytest.raises(TemplateError, match=r"accepted\.html\.j2 line 1"):
+        check_templates(folder)
+    (folder / "accepted.html.j2").unlink()
+    with pytest.raises(TemplateError, match=r"accepted\.html\.j2"):
+        check_templates(folder)
+
+
+class Scripted:
+    """An SMTP handler that answers DATA from a script, then 250 for ever."""
+
+    def __init__(self, answers: list[str]):
+        self.answers = answers
+        self.received: list[bytes] = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802
+        if self.answers:
+            return self.answers.pop(0)
+        self.received.append(envelope.content)
+        return "250 OK"
+
+
+def scripted_server(answers):
+    handler = Scripted(answers)
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    return handler, controller
+
+
+def test_server_down_then_up_delivers_once(tmp_path):
+    port = free_port()  # nothing listens yet
+    settings = outbox_settings(tmp_path, port, timeout_seconds=2)
+    store = open_store(settings.paths.data_dir)
+    smtp.queue(store, None, "accepted", reply(settings), "accepted")
+    now = datetime.now(UTC)
+    assert smtp.deliver(store, settings, now)["deferred"] == 1
+    row = store.one("SELECT state, attempts, last_error FROM outbox")
+    assert (row["state"], row["attempts"]) == ("queued", 1) and row["last_error"]
+    assert smtp.deliver(store, settings, now)["sent"] == 0  # not due yet: back-off
+    handler = Scripted([])
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        later = now + timedelta(minutes=5)
+        assert smtp.deliver(store, settings, later)["sent"] == 1
+        assert smtp.deliver(store, settings, later + timedelta(hours=1))["sent"] == 0
+    finally:
+        controller.stop()
+    assert len(handler.received) == 1
+    assert store.one("SELECT state FROM outbox")[0] == "sent"
+    store.close()
+
+
+def test_temporary_4xx_then_ok_arrives_once(tmp_path):
+    handler, controller = scripted_server(["451 4.3.0 try again later"])
+    try:
+        settings = outbox_settings(tmp_path, controller.port)
+        store = open_store(settings.paths.data_dir)
+        smtp.queue(store, None, "accepted", reply(settings), "accepted")
+        now = datetime.now(UTC)
+        assert smtp.deliver(store, settings, now)["deferred"] == 1
+        assert smtp.deliver(store, settings, now + timedelta(minutes=2))["sent"] == 1
+        assert smtp.deliver(store, settings, now + timedelta(hours=3))["sent"] == 0
+        store.close()
+    finally:
+        controller.stop()
+    assert len(handler.received) == 1
+
+
+def test_permanent_5xx_is_marked_failed_and_never_retried(tmp_path):
+    handler, controller = scripted_server(["550 5.1.1 no such user"] * 10)
+    try:
+        settings = outbox_settings(tmp_path, controller.port)
+        store = open_store(settings.paths.data_dir)
+        smtp.queue(store, None, "accepted", reply(settings), "accepted")
+        now = datetime.now(UTC)
+        assert smtp.deliver(store, settings, now)["failed"] == 1
+        for hours in (1, 5, 50):
+            assert smtp.deliver(store, settings, now + timedelta(hours=hours)) == {
+                "sent": 0, "deferred": 0, "failed": 0, "limited": 0}
+        row = store.one("SELECT state, last_error FROM outbox")
+        assert row["state"] == "failed" and row["last_error"].startswith("550")
+        store.close()
+    finally:
+        controller.stop()
+    assert handler.received == [] and len(handler.answers) == 9
+
+
+def test_rate_limit_blocked_addresses_and_dry_run(tmp_path, smtp_sink):
+    settings = outbox_settings(tmp_path, smtp_sink.port, max_replies_per_hour=2)
+    store = open_store(settings.paths.data_dir)
+    for _ in range(3):
+        smtp.queue(store, None, "accepted", reply(settings), "accepted")
+    smtp.queue(store, None, "accepted", reply(settings, to="MAILER-DAEMON@example.org"),
+               "accepted")
+    counts = smtp.deliver(store, settings)
+    assert (counts["sent"], counts["limited"]) == (2, 1)
+    assert len(smtp_sink.messages) == 2
+    assert store.one("SELECT state FROM outbox WHERE recipient LIKE 'mailer-daemon%'")[0] \
+        == "suppressed"
+    store.close()
+
+    dry = outbox_settings(tmp_path / "dry", smtp_sink.port, dry_run=True)
+    store = open_store(dry.paths.data_dir)
+    smtp.queue(store, None, "accepted", reply(dry), "accepted")
+    assert smtp.deliver(store, dry)["sent"] == 1
+    store.close()
+    [written] = list((dry.paths.data_dir / "outbox-dry-run").glob("*.eml"))
+    assert b"X-Intake-Status: accepted" in written.read_bytes()
+    assert len(smtp_sink.messages) == 2  # nothing sent in dry-run
