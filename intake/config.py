@@ -110,6 +110,17 @@ class Schedule(_Section):
 
     poll_minutes: float = Field(5.0, gt=0)
     misfire_grace_seconds: int = Field(300, ge=1)
+    reminder_days_before: list[int] = [7, 3, 1]
+    reminder_time: str = Field("08:00", pattern=r"^\d{2}:\d{2}$")
+    digest_time: str = Field("17:00", pattern=r"^\d{2}:\d{2}$")
+    alert_after_minutes: int = Field(120, ge=1)
+
+    @field_validator("reminder_days_before", mode="before")
+    @classmethod
+    def _days(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [int(part) for part in value.replace(";", ",").split(",") if part.strip()]
+        return value
 
 
 class Paths(_Section):

@@ -21,7 +21,8 @@ from .errors import TemplateError
 from .findings import Finding
 from .text import nfc
 
-KINDS = ("accepted", "needs-correction", "no-attachment", "unknown-sender", "rejected-late")
+KINDS = ("accepted", "needs-correction", "no-attachment", "unknown-sender", "rejected-late",
+         "reminder", "digest", "final-report", "alert")
 BOARD = "Ban Tổ chức – Kiểm tra Tỉnh đoàn Bến Tre"
 _RE_PREFIX = re.compile(r"^\s*((re|fw|fwd|tl|trả lời|tr)\s*:\s*)+", re.IGNORECASE)
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -92,14 +93,11 @@ def render(env: Environment, kind: str, context: dict[str, object]) -> tuple[str
     return nfc(text), nfc(html)
 
 
-def build(settings: Settings, env: Environment, kind: str, context: dict[str, object], *,
-          to: str, original_subject: str, original_id: str, references: list[str],
-          status: str, late: bool = False,
-          attachments: list[tuple[str, bytes]] = ()) -> EmailMessage:  # type: ignore[assignment]
-    """A reply threaded under the unit's email, marked automatic (RFC 3834)."""
-    subject = reply_subject(original_subject)
-    text, html = render(env, kind, {"subject": subject, "original_subject": original_subject,
-                                    **context})
+def compose(settings: Settings, env: Environment, kind: str, context: dict[str, object], *,
+            to: str, subject: str, headers: dict[str, str],
+            attachments: list[tuple[str, bytes]] = ()) -> EmailMessage:  # type: ignore[assignment]
+    """One automatic message from its template pair, with our own Message-ID and Date."""
+    text, html = render(env, kind, {"subject": subject, **context})
     message = EmailMessage()
     message["From"] = formataddr((settings.smtp.from_name, settings.smtp.from_address))
     message["To"] = to
@@ -107,17 +105,39 @@ def build(settings: Settings, env: Environment, kind: str, context: dict[str, ob
     message["Date"] = format_datetime(datetime.now(TZ))
     domain = settings.smtp.from_address.rsplit("@", 1)[-1] or "intake.invalid"
     message["Message-ID"] = make_msgid("intake", domain=domain)
-    if original_id:
-        message["In-Reply-To"] = original_id
-        message["References"] = " ".join([*references[-10:], original_id])
-    message["Auto-Submitted"] = "auto-replied"
+    for name, value in headers.items():
+        message[name] = value
     message["X-Auto-Response-Suppress"] = "All"
-    message["X-Intake-Status"] = status
-    if late:
-        message["X-Intake-Late"] = "yes"
     message.set_content(text)
     message.add_alternative(html, subtype="html")
     maintype, subtype = XLSX.split("/")
     for name, data in attachments:
         message.add_attachment(data, maintype=maintype, subtype=subtype, filename=name)
     return message
+
+
+def build(settings: Settings, env: Environment, kind: str, context: dict[str, object], *,
+          to: str, original_subject: str, original_id: str, references: list[str],
+          status: str, late: bool = False,
+          attachments: list[tuple[str, bytes]] = ()) -> EmailMessage:  # type: ignore[assignment]
+    """A reply threaded under the unit's email, marked automatic (RFC 3834)."""
+    headers = {}
+    if original_id:
+        headers["In-Reply-To"] = original_id
+        headers["References"] = " ".join([*references[-10:], original_id])
+    headers["Auto-Submitted"] = "auto-replied"
+    headers["X-Intake-Status"] = status
+    if late:
+        headers["X-Intake-Late"] = "yes"
+    return compose(settings, env, kind, {"original_subject": original_subject, **context},
+                   to=to, subject=reply_subject(original_subject), headers=headers,
+                   attachments=attachments)
+
+
+def notice(settings: Settings, env: Environment, kind: str, context: dict[str, object], *,
+           to: str, subject: str,
+           attachments: list[tuple[str, bytes]] = ()) -> EmailMessage:  # type: ignore[assignment]
+    """A message we start (reminder, digest, report, alert): auto-generated, not a reply."""
+    return compose(settings, env, kind, context, to=to, subject=subject,
+                   headers={"Auto-Submitted": "auto-generated", "X-Intake-Kind": kind},
+                   attachments=attachments)

@@ -13,12 +13,15 @@ import os
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from apscheduler.schedulers.blocking import BlockingScheduler
 
+from . import campaign
 from .config import TZ, Settings
-from .errors import IntakeError, LockError
+from .errors import IntakeError, LockError, MailboxError
+from .mail import smtp
 from .pipeline import Pipeline
 
 log = logging.getLogger(__name__)
@@ -48,32 +51,86 @@ def instance_lock(data_dir: Path) -> Iterator[Path]:
 
 
 def poll_job(settings: Settings) -> None:
-    """One cycle; network and server errors are logged, never allowed to stop the daemon."""
+    """One cycle; network and server errors are logged and alerted, never fatal."""
     try:
         pipeline = Pipeline(settings)
     except IntakeError as exc:
         log.error("cycle not started: %s", exc)
         return
+    now = datetime.now(UTC)
     try:
         result = pipeline.run_cycle()
         log.info("cycle done fetched=%s statuses=%s sent=%s", result.fetched, result.statuses,
                  result.sent)
-    except IntakeError as exc:
+        for event in pipeline.store.query("SELECT id, detail FROM events WHERE kind='uidvalidity'"):
+            campaign.alert(pipeline.store, settings, pipeline.templates, now,
+                           f"UIDVALIDITY của hộp thư thay đổi ({event['detail']}); hệ thống đã "
+                           "đối chiếu lại bằng Message-ID, không ghi nhận trùng.",
+                           f"alert:uidvalidity:{event['id']}")
+    except MailboxError as exc:
         log.error("cycle failed: %s", exc)
+        pipeline.store.event("cycle-failed", str(exc)[:300])
+        if "login" in str(exc).lower():
+            campaign.alert(pipeline.store, settings, pipeline.templates, now,
+                           f"không đăng nhập được hộp thư: {exc}",
+                           f"alert:login:{now.astimezone(TZ):%Y-%m-%d}")
     except Exception:
         log.exception("cycle failed unexpectedly")
     finally:
+        _deliver_quietly(pipeline)
         pipeline.store.close()
+
+
+def campaign_job(settings: Settings, now: datetime | None = None) -> None:
+    """Reminders, digest, final report and the watchdog; each sends once when due."""
+    now = now or datetime.now(UTC)
+    try:
+        pipeline = Pipeline(settings)
+    except IntakeError as exc:
+        log.error("campaign job not started: %s", exc)
+        return
+    try:
+        store, reference, env = pipeline.store, pipeline.reference, pipeline.templates
+        sent = campaign.send_reminders(store, reference, settings, env, now)
+        digests = campaign.send_digest(store, reference, settings, env, now)
+        reports = campaign.send_final_report(store, reference, settings, env, now)
+        alerts = campaign.watchdog(store, settings, env, now)
+        if sent or digests or reports or alerts:
+            log.info("campaign reminders=%s digest=%s final=%s alerts=%s", sent, digests,
+                     reports, alerts)
+    except Exception:
+        log.exception("campaign job failed")
+    finally:
+        _deliver_quietly(pipeline)
+        pipeline.store.close()
+
+
+def _deliver_quietly(pipeline: Pipeline) -> None:
+    try:
+        smtp.deliver(pipeline.store, pipeline.settings)
+    except Exception:
+        log.exception("outbox delivery failed")
+
+
+def build_scheduler(settings: Settings, minutes: float) -> BlockingScheduler:
+    """The jobs of ``intake run``: never two of one at once, no burst after a sleep."""
+    scheduler = BlockingScheduler(timezone=TZ)
+    common = {"max_instances": 1, "coalesce": True,
+              "misfire_grace_time": settings.schedule.misfire_grace_seconds}
+    scheduler.add_job(poll_job, "interval", args=[settings], minutes=minutes, id="poll",
+                      next_run_time=datetime.now(TZ), **common)
+    scheduler.add_job(campaign_job, "interval", args=[settings], minutes=15, id="campaign",
+                      next_run_time=datetime.now(TZ) + timedelta(seconds=5), **common)
+    return scheduler
 
 
 def run_forever(settings: Settings, interval_minutes: float | None = None) -> int:
     minutes = interval_minutes or settings.schedule.poll_minutes
     with instance_lock(settings.paths.data_dir):
-        scheduler = BlockingScheduler(timezone=TZ)
-        scheduler.add_job(poll_job, "interval", args=[settings], minutes=minutes,
-                          id="poll", max_instances=1, coalesce=True,
-                          misfire_grace_time=settings.schedule.misfire_grace_seconds,
-                          next_run_time=_now())
+        first = Pipeline(settings)  # checks templates and reference data before starting
+        first.store.event("started")
+        first.store.close()
+        scheduler = build_scheduler(settings, minutes)
 
         def stop(signum, _frame) -> None:
             log.info("signal %s: finishing the running step, then stopping", signum)
@@ -84,9 +141,3 @@ def run_forever(settings: Settings, interval_minutes: float | None = None) -> in
         log.info("intake run: polling every %s minutes", minutes)
         scheduler.start()
     return 0
-
-
-def _now():
-    from datetime import datetime
-
-    return datetime.now(TZ)

@@ -1,0 +1,168 @@
+"""Messages we start over a campaign: reminders, the daily digest, the final report, alerts.
+
+Each job takes ``now`` so a test can drive it with any clock, and records what it sent
+as an event in the store ("reminder:CT:2021-02-13"), so it sends each message once
+however often the scheduler calls it, across restarts.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+from .config import TZ, Settings
+from .mail import smtp
+from .reference import Reference
+from .replies import local_time, notice
+from .sheets.template import template_bytes
+from .store import Store
+from .workbook import STATUS_LABELS, unit_summaries
+from .workbook import write as write_workbook
+
+log = logging.getLogger(__name__)
+
+
+def _done(store: Store, key: str) -> bool:
+    return store.one("SELECT 1 FROM events WHERE kind=?", (key,)) is not None
+
+
+def _mark(store: Store, key: str, detail: str = "") -> None:
+    store.event(key, detail)
+
+
+def _at_or_after(now: datetime, hhmm: str) -> bool:
+    hour, minute = (int(x) for x in hhmm.split(":"))
+    local = now.astimezone(TZ)
+    return (local.hour, local.minute) >= (hour, minute)
+
+
+def summary(store: Store, reference: Reference) -> dict[str, object]:
+    """Per-unit figures for the digest and the final report (the workbook's first sheet)."""
+    units = []
+    for item in unit_summaries(store, reference):
+        status = item["status"]
+        coverage = item["coverage"]
+        units.append({
+            "code": item["unit"].code, "name": item["unit"].name,  # type: ignore[union-attr]
+            "status": STATUS_LABELS.get(status, status) if status else "Chưa gửi",
+            "raw_status": status, "count": item["count"], "valid": item["valid"],
+            "provincial": item["provincial"], "district": item["district"],
+            "invalid": item["invalid"], "late": item["late"],
+            "coverage": f"{coverage:.0%}" if coverage is not None else "",
+        })
+    totals = {k: sum(u[k] for u in units) for k in ("valid", "provincial", "district")}
+    not_sent = [u["name"] for u in units if u["raw_status"] != "accepted"]
+    return {"units": units, "totals": totals, "not_sent": not_sent}
+
+
+def send_reminders(store: Store, reference: Reference, settings: Settings, env,
+                   now: datetime) -> list[str]:
+    """On each configured day before the deadline, once, to units not yet accepted."""
+    deadline = settings.campaign.deadline
+    if now >= deadline or not _at_or_after(now, settings.schedule.reminder_time):
+        return []
+    days_left = (deadline.astimezone(TZ).date() - now.astimezone(TZ).date()).days
+    if days_left not in settings.schedule.reminder_days_before:
+        return []
+    figures = {u["code"]: u for u in summary(store, reference)["units"]}  # type: ignore[union-attr]
+    sent = []
+    for unit in reference.units.values():
+        state = figures[unit.code]
+        key = f"reminder:{unit.code}:{now.astimezone(TZ).date().isoformat()}"
+        if state["raw_status"] == "accepted" or _done(store, key) or not unit.emails:
+            continue
+        blank = template_bytes(settings, reference, unit)
+        message = notice(
+            settings, env, "reminder",
+            {"unit_name": unit.name, "year": settings.campaign.year,
+             "deadline": local_time(deadline), "days_left": days_left,
+             "status": state["status"] if state["raw_status"] else "",
+             "since": settings.rules.recognised_since},
+            to=unit.emails[0],
+            subject=f"Nhắc hạn gửi danh sách Chi đoàn kiểu mẫu năm {settings.campaign.year}",
+            attachments=[(f"Mau_DS_CDKM_{unit.code}.xlsx", blank)])
+        with store.transaction():
+            smtp.queue(store, None, "reminder", message)
+            _mark(store, key)
+        sent.append(unit.code)
+    return sent
+
+
+def _staff_mail(store: Store, reference: Reference, settings: Settings, env, kind: str,
+                subject: str, now: datetime, extra: dict[str, object]) -> int:
+    if not settings.rules.staff:
+        log.warning("%s not sent: no [rules] staff addresses configured", kind)
+        return 0
+    path = write_workbook(store, reference, settings)
+    context = {"year": settings.campaign.year, "deadline": local_time(settings.campaign.deadline),
+               "now": local_time(now), **summary(store, reference), **extra}
+    for address in settings.rules.staff:
+        message = notice(settings, env, kind, context, to=address, subject=subject,
+                         attachments=[(path.name, path.read_bytes())])
+        smtp.queue(store, None, kind, message)
+    return len(settings.rules.staff)
+
+
+def send_digest(store: Store, reference: Reference, settings: Settings, env,
+                now: datetime) -> int:
+    """Once a day at ``digest_time``: who sent, who has not, what failed, the workbook."""
+    day = now.astimezone(TZ).date().isoformat()
+    key = f"digest:{day}"
+    if not _at_or_after(now, settings.schedule.digest_time) or _done(store, key):
+        return 0
+    since = (now - timedelta(days=1)).astimezone(UTC).isoformat(timespec="seconds")
+    received = store.one("SELECT COUNT(*) FROM messages WHERE created_at >= ?", (since,))[0]
+    failures = [f"Thư trả lời {r['kind']} tới {r['recipient']} {'bị trả lại' if r['state'] == 'bounced' else 'gửi lỗi'}: {r['last_error']}"
+                for r in store.query("SELECT * FROM outbox WHERE state IN ('failed','bounced')")]
+    failures += [f"Thư UID {r['uid']} chờ Ban xem xét: {r['detail'] or r['error']}"
+                 for r in store.query("SELECT * FROM messages WHERE status='held'")]
+    with store.transaction():
+        count = _staff_mail(store, reference, settings, env, "digest",
+                            f"Tổng hợp tiếp nhận danh sách Chi đoàn kiểu mẫu ngày {day}", now,
+                            {"received_today": received, "failures": failures})
+        _mark(store, key)
+    return count
+
+
+def send_final_report(store: Store, reference: Reference, settings: Settings, env,
+                      now: datetime) -> int:
+    """Once, after the deadline."""
+    if now < settings.campaign.deadline or _done(store, "final-report"):
+        return 0
+    with store.transaction():
+        count = _staff_mail(store, reference, settings, env, "final-report",
+                            f"Báo cáo kết quả đăng ký Chi đoàn kiểu mẫu năm "
+                            f"{settings.campaign.year}", now, {})
+        _mark(store, "final-report")
+    return count
+
+
+def alert(store: Store, settings: Settings, env, now: datetime, problem: str,
+          key: str) -> int:
+    """One email to staff per incident (``key``), never a stream of them."""
+    if not settings.rules.staff or _done(store, key):
+        return 0
+    last = store.last_event("cycle")
+    with store.transaction():
+        for address in settings.rules.staff:
+            message = notice(settings, env, "alert",
+                             {"problem": problem,
+                              "last_success": local_time(datetime.fromisoformat(last))
+                              if last else ""},
+                             to=address, subject="Cảnh báo: hệ thống tiếp nhận danh sách")
+            smtp.queue(store, None, "alert", message)
+        _mark(store, key, problem)
+    return len(settings.rules.staff)
+
+
+def watchdog(store: Store, settings: Settings, env, now: datetime) -> int:
+    """No successful cycle for ``alert_after_minutes``: tell staff once per silence."""
+    last = store.last_event("cycle") or store.last_event("started")
+    if last is None:
+        return 0
+    silent = now - datetime.fromisoformat(last)
+    if silent < timedelta(minutes=settings.schedule.alert_after_minutes):
+        return 0
+    minutes = int(silent.total_seconds() // 60)
+    return alert(store, settings, env, now,
+                 f"không quét được hộp thư trong {minutes} phút.", f"alert:silent:{last}")

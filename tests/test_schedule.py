@@ -1,0 +1,168 @@
+"""``intake run``: campaign jobs on a controlled clock, and the daemon as a subprocess."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+import time_machine
+
+from intake import campaign
+from intake.config import TZ
+from intake.mail import smtp
+from intake.pipeline import Pipeline
+from intake.samples import append, eligible_rows, form, unit_mail
+from intake.schedule import build_scheduler
+
+from .conftest import REFERENCE, TEMPLATES, make_settings
+from .test_workbook import file_offline
+
+STAFF = ["canbo1@example.org", "canbo2@example.org"]
+
+
+def campaign_settings(tmp_path: Path, port: int):
+    return make_settings(
+        tmp_path, rules={"require_sender_auth": False, "staff": STAFF},
+        smtp={"host": "127.0.0.1", "port": port, "security": "none", "username": "",
+              "from_address": "ban@example.org", "max_replies_per_hour": 100})
+
+
+def drive(settings, start: datetime, end: datetime, step: timedelta) -> None:
+    """Call every campaign job at each tick of a simulated clock, delivering as it goes."""
+    pipeline = Pipeline(settings)
+    store, reference, env = pipeline.store, pipeline.reference, pipeline.templates
+    now = start
+    while now <= end:
+        with time_machine.travel(now, tick=False):  # Date headers, outbox times follow
+            campaign.send_reminders(store, reference, settings, env, now)
+            campaign.send_digest(store, reference, settings, env, now)
+            campaign.send_final_report(store, reference, settings, env, now)
+            smtp.deliver(store, settings)
+        now += step
+    store.close()
+
+
+def test_reminders_digest_and_final_report_on_a_controlled_clock(tmp_path, smtp_sink,
+                                                                  reference):
+    settings = campaign_settings(tmp_path, smtp_sink.port)
+    unit = reference.units["CT"]
+    accepted = unit_mail(unit.emails[0], "ban@example.org", "DS", attachments=[
+        ("ds.xlsx", form(settings, reference, unit, eligible_rows(settings, reference, unit)))])
+    file_offline(settings, [(accepted, datetime(2021, 2, 5, 9, 0, tzinfo=TZ))]).store.close()
+    smtp_sink.handler.messages.clear()  # the acknowledgement is not what we count here
+
+    drive(settings, datetime(2021, 2, 10, 0, 0, tzinfo=TZ), datetime(2021, 2, 22, 23, 0, tzinfo=TZ),
+          timedelta(minutes=30))
+
+    by_kind: dict[str, list] = {}
+    for message in smtp_sink.messages:
+        by_kind.setdefault(message["X-Intake-Kind"], []).append(message)
+    reminders = by_kind["reminder"]
+    days = sorted({datetime.strptime(m["Date"][5:16], "%d %b %Y").day for m in reminders})
+    assert days == [13, 17, 19]  # 7, 3 and 1 days before 20/02
+    assert len(reminders) == 3 * 8  # every unit but Châu Thành (accepted), once per day
+    assert unit.emails[0] not in {m["To"] for m in reminders}
+    [blank] = list(reminders[0].iter_attachments())
+    assert blank.get_filename().startswith("Mau_DS_CDKM_")
+    assert all(m["Auto-Submitted"] == "auto-generated" for m in reminders)
+    digests = by_kind["digest"]
+    assert len(digests) == 13 * len(STAFF)  # one a day, 10/02 … 22/02
+    assert {m["To"] for m in digests} == set(STAFF)
+    text = digests[0].get_body(("plain",)).get_content()
+    assert "Huyện đoàn Châu Thành: Đã tiếp nhận" in text
+    [attachment] = list(digests[0].iter_attachments())
+    assert attachment.get_filename() == "TongHop.xlsx"
+    finals = by_kind["final-report"]
+    assert len(finals) == len(STAFF)
+    assert all(datetime.strptime(m["Date"][5:16], "%d %b %Y").day == 20 for m in finals)
+
+
+def test_watchdog_alerts_once_per_silence(tmp_path, smtp_sink):
+    settings = campaign_settings(tmp_path, smtp_sink.port)
+    pipeline = Pipeline(settings)
+    store, env = pipeline.store, pipeline.templates
+    store.event("cycle")
+    last = datetime.fromisoformat(store.last_event("cycle"))
+    assert campaign.watchdog(store, settings, env, last + timedelta(minutes=119)) == 0
+    assert campaign.watchdog(store, settings, env, last + timedelta(minutes=121)) == 2
+    assert campaign.watchdog(store, settings, env, last + timedelta(minutes=300)) == 0
+    smtp.deliver(store, settings)
+    store.close()
+    assert [m["X-Intake-Kind"] for m in smtp_sink.messages] == ["alert", "alert"]
+    assert "121 phút" in smtp_sink.messages[0].get_body(("plain",)).get_content()
+
+
+def test_scheduler_jobs_never_overlap_or_burst(settings):
+    scheduler = build_scheduler(settings, 5)
+    jobs = {job.id: job for job in scheduler.get_jobs()}
+    assert set(jobs) == {"poll", "campaign"}
+    for job in jobs.values():
+        assert job.max_instances == 1 and job.coalesce is True
+        assert job.misfire_grace_time == settings.schedule.misfire_grace_seconds
+    assert str(scheduler.timezone) == "Asia/Ho_Chi_Minh"
+
+
+@pytest.mark.dovecot
+def test_run_as_a_daemon(tmp_path, dovecot, smtp_sink, reference):
+    user = dovecot.add_user()
+    config = tmp_path / "intake.toml"
+    config.write_text(f"""
+[mailbox]
+host = "127.0.0.1"
+port = {dovecot.plain_port}
+security = "none"
+username = "{user}"
+password_env = "TEST_IMAP_PASSWORD"
+timeout_seconds = 10
+[smtp]
+host = "127.0.0.1"
+port = {smtp_sink.port}
+security = "none"
+username = ""
+from_address = "ban@example.org"
+[rules]
+require_sender_auth = true
+[schedule]
+poll_minutes = 0.05
+[paths]
+reference_dir = "{REFERENCE}"
+templates_dir = "{TEMPLATES}"
+data_dir = "data"
+workbook = "data/TongHop.xlsx"
+""", encoding="utf-8")
+    env = {**os.environ, "TEST_IMAP_PASSWORD": dovecot.password}
+    command = [sys.executable, "-m", "intake", "--config", str(config), "run"]
+    daemon = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True)
+    try:
+        time.sleep(1.5)
+        assert daemon.poll() is None, daemon.stderr.read() if daemon.stderr else ""
+        second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=30)
+        assert second.returncode != 0
+        assert "another intake process is already running" in second.stderr
+        unit = reference.units["CT"]
+        settings = make_settings(tmp_path)
+        client = dovecot.client(user)
+        append(client, "INBOX", unit_mail(unit.emails[0], user, "DS", attachments=[
+            ("ds.xlsx", form(settings, reference, unit, eligible_rows(settings, reference,
+                                                                      unit)))]),
+               datetime.now().astimezone())
+        client.logout()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not smtp_sink.messages:
+            time.sleep(0.2)
+        assert [m["X-Intake-Status"] for m in smtp_sink.messages] == ["accepted"]
+        started = time.monotonic()
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(10) == 0
+        assert time.monotonic() - started < 5
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.wait()
