@@ -114,6 +114,7 @@ class Schedule(_Section):
     reminder_time: str = Field("08:00", pattern=r"^\d{2}:\d{2}$")
     digest_time: str = Field("17:00", pattern=r"^\d{2}:\d{2}$")
     alert_after_minutes: int = Field(120, ge=1)
+    idle: bool = True  # IMAP IDLE for replies within seconds; the interval poll stays
 
     @field_validator("reminder_days_before", mode="before")
     @classmethod

@@ -11,6 +11,7 @@ import fcntl
 import logging
 import os
 import signal
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -21,7 +22,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from . import campaign
 from .config import TZ, Settings
 from .errors import IntakeError, LockError, MailboxError
-from .mail import smtp
+from .mail import imap, smtp
 from .pipeline import Pipeline
 
 log = logging.getLogger(__name__)
@@ -124,6 +125,39 @@ def build_scheduler(settings: Settings, minutes: float) -> BlockingScheduler:
     return scheduler
 
 
+# Re-issue IDLE every 30 s: a stop is noticed promptly, and it stays far below Gmail's
+# ~29 minutes and the NAT timeouts that silently kill long IDLEs.
+IDLE_SECONDS = 30
+
+
+def idle_watcher(settings: Settings, scheduler: BlockingScheduler,
+                 stop: threading.Event) -> None:
+    """IMAP IDLE: when the server announces new mail, run the poll job now.
+
+    The interval poll stays as the safety net. A dropped connection is re-opened with
+    exponential back-off (capped at 5 minutes); nothing here can stop the daemon.
+    """
+    delay = 1.0
+    while not stop.is_set():
+        try:
+            password = settings.secret(settings.mailbox.password_env)
+            with imap.connect(settings.mailbox, password) as box:
+                if "IDLE" not in box.client.capabilities:
+                    log.info("server has no IDLE; relying on the interval poll")
+                    return
+                box.folder.set(settings.mailbox.folder)
+                delay = 1.0
+                while not stop.is_set():
+                    responses = box.idle.wait(timeout=IDLE_SECONDS)
+                    if any(b"EXISTS" in r or b"RECENT" in r for r in responses):
+                        log.info("IDLE: new mail, polling now")
+                        scheduler.modify_job("poll", next_run_time=datetime.now(TZ))
+        except Exception as exc:  # network errors, server restarts: wait, reconnect
+            log.warning("IDLE connection lost (%s); reconnecting in %.0f s", exc, delay)
+            stop.wait(delay)
+            delay = min(delay * 2, 300)
+
+
 def run_forever(settings: Settings, interval_minutes: float | None = None) -> int:
     minutes = interval_minutes or settings.schedule.poll_minutes
     with instance_lock(settings.paths.data_dir):
@@ -138,6 +172,13 @@ def run_forever(settings: Settings, interval_minutes: float | None = None) -> in
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
+        stopping = threading.Event()
+        if settings.schedule.idle:
+            threading.Thread(target=idle_watcher, args=(settings, scheduler, stopping),
+                             name="imap-idle", daemon=True).start()
         log.info("intake run: polling every %s minutes", minutes)
-        scheduler.start()
+        try:
+            scheduler.start()
+        finally:
+            stopping.set()
     return 0

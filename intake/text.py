@@ -78,6 +78,7 @@ def name_key(value: object) -> str:
     return text.strip()
 
 
+@lru_cache(maxsize=65536)
 def vietnamese_sort_key(value: str) -> tuple:
     """Sort key in Vietnamese dictionary order: đ after d, tones after the base letter."""
     order = "aăâbcdđeêghiklmnoôơpqrstuưvxy"

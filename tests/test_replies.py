@@ -105,7 +105,7 @@ class Scripted:
         self.answers = answers
         self.received: list[bytes] = []
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802
+    async def handle_DATA(self, server, session, envelope):
         if self.answers:
             return self.answers.pop(0)
         self.received.append(envelope.content)

@@ -109,7 +109,12 @@ def test_scheduler_jobs_never_overlap_or_burst(settings):
 
 
 @pytest.mark.dovecot
-def test_run_as_a_daemon(tmp_path, dovecot, smtp_sink, reference):
+@pytest.mark.parametrize("poll_minutes,idle", [(0.05, "false"), (30, "true")],
+                         ids=["interval-poll", "imap-idle"])
+def test_run_as_a_daemon(tmp_path, dovecot, smtp_sink, reference, poll_minutes, idle):
+    """A message appended while it runs is answered (by the interval poll, or by IDLE
+    alone when the interval is 30 minutes); a second instance is refused; SIGTERM stops
+    it cleanly within 5 s."""
     user = dovecot.add_user()
     config = tmp_path / "intake.toml"
     config.write_text(f"""
@@ -129,7 +134,8 @@ from_address = "ban@example.org"
 [rules]
 require_sender_auth = true
 [schedule]
-poll_minutes = 0.05
+poll_minutes = {poll_minutes}
+idle = {idle}
 [paths]
 reference_dir = "{REFERENCE}"
 templates_dir = "{TEMPLATES}"
@@ -154,7 +160,7 @@ workbook = "data/TongHop.xlsx"
                                                                       unit)))]),
                datetime.now().astimezone())
         client.logout()
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 20
         while time.monotonic() < deadline and not smtp_sink.messages:
             time.sleep(0.2)
         assert [m["X-Intake-Status"] for m in smtp_sink.messages] == ["accepted"]
@@ -166,3 +172,22 @@ workbook = "data/TongHop.xlsx"
         if daemon.poll() is None:
             daemon.kill()
             daemon.wait()
+
+
+def test_systemd_unit_verifies(tmp_path):
+    import shutil
+
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze not installed (the unit is still shipped)")
+    unit = (Path(__file__).parent.parent / "deploy" / "intake.service").read_text()
+    intake = Path(sys.executable).parent / "intake"
+    unit = (unit.replace("/srv/intake/.venv/bin/intake", str(intake))
+            .replace("/srv/intake", str(tmp_path)).replace("User=intake", "User=root")
+            .replace("Group=intake", "Group=root")
+            .replace("EnvironmentFile=/etc/intake/env", f"EnvironmentFile=-{tmp_path}/env"))
+    path = tmp_path / "intake.service"
+    path.write_text(unit)
+    done = subprocess.run([analyze, "verify", str(path)], capture_output=True, text=True)
+    problems = [line for line in done.stderr.splitlines() if "intake.service" in line]
+    assert problems == [], done.stderr
