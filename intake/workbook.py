@@ -18,6 +18,7 @@ from openpyxl.chart import BarChart
 from openpyxl.chart import Reference as ChartRef
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.properties import PageSetupProperties
 from openpyxl.worksheet.worksheet import Worksheet
 
 from .config import TZ, Settings
@@ -126,6 +127,8 @@ def _sheet(book: Workbook, title: str, headers: list[str], widths: list[int]) ->
     sheet.page_setup.orientation = "landscape"
     sheet.page_setup.paperSize = "9"  # A4
     sheet.page_setup.fitToWidth = 1
+    sheet.page_setup.fitToHeight = 0  # as many pages down as needed, one page across
+    sheet.sheet_properties.pageSetUpPr = PageSetupProperties(fitToPage=True)
     head = {"font": _HEAD_FONT, "fill": _HEAD_FILL,
             "alignment": Alignment(wrap_text=True, vertical="center")}
     _append(sheet, headers, dict.fromkeys(range(1, len(headers) + 1), head))

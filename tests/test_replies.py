@@ -200,3 +200,31 @@ def test_rate_limit_blocked_addresses_and_dry_run(tmp_path, smtp_sink):
     [written] = list((dry.paths.data_dir / "outbox-dry-run").glob("*.eml"))
     assert b"X-Intake-Status: accepted" in written.read_bytes()
     assert len(smtp_sink.messages) == 2  # nothing sent in dry-run
+
+
+@pytest.mark.parametrize("kind", ["accepted", "needs-correction", "no-attachment",
+                                  "unknown-sender", "rejected-late"])
+def test_html_renders_in_headless_chromium(tmp_path, kind):
+    import subprocess
+
+    from .conftest import need
+
+    chromium = need("chromium")
+    settings = outbox_settings(tmp_path, 25)
+    errors = [finding("ROW_REQUIRED", "Dòng 9: chưa ghi “Số lượng đoàn viên”.", file="a.xlsx",
+                      sheet="Danh sách", row=9, column="D")]
+    message = reply(settings, kind, errors=errors, groups=group_findings(errors),
+                    files=[{"name": "a.xlsx", "rows": 12, "valid_rows": 11}])
+    html = message.get_body(("html",)).get_content()
+    assert "{{" not in html and "{%" not in html
+    page = tmp_path / f"{kind}.html"
+    page.write_text(html, encoding="utf-8")
+    shot = tmp_path / f"{kind}.png"
+    done = subprocess.run(
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+         f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}",
+         "--window-size=900,900", page.as_uri()],
+        capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    data = shot.read_bytes()
+    assert data.startswith(b"\x89PNG") and len(data) > 10_000

@@ -109,3 +109,83 @@ def test_store_schema_version_and_reopen(tmp_path: Path):
     again = open_store(tmp_path)
     assert again.version == SCHEMA_VERSION
     again.close()
+
+
+def test_addition_resubmission_and_silent_units(tmp_path: Path, reference):
+    settings = make_settings(tmp_path, rules={"require_sender_auth": False})
+    unit = reference.units["TP"]
+    rows = eligible_rows(settings, reference, unit)
+    half = len(rows) // 2
+    changed = list(rows[0])
+    changed[3] = 99  # the addition repeats the first hamlet with a new member count
+    first = unit_mail(unit.emails[0], "ban@example.org", "Danh sách",
+                      attachments=[("dot1.xlsx", form(settings, reference, unit, rows[:half]))])
+    addition = unit_mail(unit.emails[0], "ban@example.org", "BỔ SUNG danh sách", attachments=[
+        ("dot2.xlsx", form(settings, reference, unit, [changed, *rows[half:]]))])
+    pipeline = file_offline(settings, [(first, datetime(2021, 2, 1, 8, 0).astimezone()),
+                                       (addition, datetime(2021, 2, 2, 8, 0).astimezone())])
+    statuses = [r["status"] for r in pipeline.store.query("SELECT status FROM submissions"
+                                                          " ORDER BY id")]
+    assert statuses == ["needs-correction", "accepted"]  # coverage complete only after
+    path = rebuild(settings)
+    book = load_workbook(path)
+    listing = [r for r in book["Danh sách"].iter_rows(min_row=2, values_only=True)
+               if r[0] == unit.name]
+    assert len(listing) == len(rows)
+    [first_hamlet] = [r for r in listing if (r[1], r[3]) == (rows[0][1], rows[0][4])]
+    assert first_hamlet[5] == 99 and first_hamlet[13] == "dot2.xlsx"
+    summary = {r[0]: r for r in book["Tổng hợp"].iter_rows(min_row=2, values_only=True)}
+    assert summary[unit.name][1:3] == ("Đã tiếp nhận (accepted)", 2)
+    assert summary["Huyện đoàn Ba Tri"][1:3] == ("Chưa gửi", 0)
+    assert summary["Huyện đoàn Ba Tri"][5] == 0
+    assert not [r for r in book["Lỗi"].iter_rows(min_row=2, values_only=True)
+                if r[0] == unit.name]  # the coverage error of the first list is gone
+
+    # A full resend replaces everything the unit had.
+    again = unit_mail(unit.emails[0], "ban@example.org", "Danh sách (gửi lại)",
+                      attachments=[("dot3.xlsx", form(settings, reference, unit, rows[:2]))])
+    pipeline.store.close()
+    file_offline_more(settings, again, datetime(2021, 2, 3, 8, 0).astimezone(), uid=3)
+    listing = [r for r in load_workbook(rebuild(settings))["Danh sách"].iter_rows(
+        min_row=2, values_only=True) if r[0] == unit.name]
+    assert {r[13] for r in listing} == {"dot3.xlsx"} and len(listing) == 2
+
+
+def file_offline_more(settings, message, when, uid: int) -> None:
+    pipeline = Pipeline(settings)
+    raw = message.as_bytes()
+    pipeline._record("INBOX", 1, Fetched(uid, when, len(raw), raw))
+    pipeline._process_pending("INBOX", 1, type("R", (), {"statuses": {}, "errors": []})())
+    pipeline.store.close()
+
+
+def test_libreoffice_opens_the_workbook_and_renders_the_summary(tmp_path: Path, reference):
+    import shutil
+    import subprocess
+
+    from .conftest import need
+
+    soffice = need("soffice")
+    pdftoppm = need("pdftoppm")
+    settings = make_settings(tmp_path, rules={"require_sender_auth": False})
+    for uid, code in enumerate(("CT", "CL"), start=1):
+        unit = reference.units[code]
+        message = unit_mail(unit.emails[0], "ban@example.org", "DS", attachments=[
+            ("ds.xlsx", form(settings, reference, unit, eligible_rows(settings, reference,
+                                                                      unit)))])
+        file_offline_more(settings, message, datetime(2021, 2, 1, 8, 0).astimezone(), uid=uid)
+    path = rebuild(settings)
+    assert [r[2] for r in load_workbook(path)["Tổng hợp"].iter_rows(min_row=2, values_only=True)
+            if r[0] in ("Huyện đoàn Châu Thành", "Huyện đoàn Chợ Lách")] == [1, 1]
+    done = subprocess.run([soffice, f"-env:UserInstallation=file://{tmp_path}/lo", "--headless",
+                           "--convert-to", "pdf", "--outdir", str(tmp_path), str(path)],
+                          capture_output=True, text=True, timeout=180)
+    pdf = tmp_path / (path.stem + ".pdf")
+    assert done.returncode == 0 and pdf.exists(), done.stderr
+    subprocess.run([pdftoppm, "-png", "-r", "60", "-f", "1", "-l", "1", str(pdf),
+                    str(tmp_path / "tong-hop")], check=True, timeout=120)
+    [png] = list(tmp_path.glob("tong-hop*.png"))
+    assert png.stat().st_size > 5_000
+    artifacts = Path(__file__).parent.parent / "test-artifacts"
+    artifacts.mkdir(exist_ok=True)
+    shutil.copy(png, artifacts / "tong-hop.png")
