@@ -19,6 +19,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -134,7 +135,6 @@ def _wait_for(port: int, timeout: float, log: Path) -> None:
 
 
 def make_cert(folder: Path) -> None:
-    need("openssl")
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
          "-keyout", str(folder / "key.pem"), "-out", str(folder / "cert.pem"),
@@ -142,9 +142,9 @@ def make_cert(folder: Path) -> None:
         check=True, capture_output=True)
 
 
-@pytest.fixture(scope="session")
-def dovecot() -> Iterator[Dovecot]:
-    binary = need("dovecot")
+@contextmanager
+def running_dovecot(binary: str) -> Iterator[Dovecot]:
+    """A throwaway Dovecot (plain + TLS on free ports) for tests and benchmarks."""
     # Under /tmp, not pytest's 0700 tmp: the mail user must traverse every parent.
     root = Path(tempfile.mkdtemp(prefix="intake-dovecot-", dir="/tmp"))
     root.chmod(0o755)
@@ -171,6 +171,13 @@ def dovecot() -> Iterator[Dovecot]:
         subprocess.run([binary, "-c", str(config), "stop"], stdin=subprocess.DEVNULL,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def dovecot() -> Iterator[Dovecot]:
+    need("openssl")
+    with running_dovecot(need("dovecot")) as server:
+        yield server
 
 
 @dataclass

@@ -54,6 +54,7 @@ def test_any_grid_checks_without_raising(grid):
 
 
 @hsettings(max_examples=40, deadline=None)
+@example(order=HEADERS[:9], rows=[[None] * 7 + ["TT", "TT"]], offset=0)  # found by hypothesis
 @given(st.permutations(HEADERS[:9]), st.lists(st.lists(VALUES, min_size=9, max_size=9),
                                                max_size=8), st.integers(0, 6))
 def test_header_in_any_order_and_position_is_found(order, rows, offset):

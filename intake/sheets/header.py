@@ -160,8 +160,14 @@ def _map(values: list[object]) -> dict[int, str]:
 
 
 def _is_subheader(values: list[object], mapped: dict[int, str]) -> bool:
+    """A second header row: mostly header words, each naming a different field.
+
+    A data row can hold alias-like words ("TT", "Tỉnh"), but never several distinct
+    field names; and the two-row reading must still be the better one (see below).
+    """
     texts = [v for v in values if v is not None and str(v).strip()]
-    return len(mapped) >= 2 and len(mapped) * 2 > len(texts)
+    fields = list(mapped.values())
+    return len(fields) >= 2 and len(set(fields)) == len(fields) and len(fields) * 2 > len(texts)
 
 
 def _columns(group: dict[int, str], sub: dict[int, str]) -> dict[str, int]:
@@ -190,7 +196,9 @@ def find_header(table: Table, scan_rows: int = 30) -> Header | None:
             below = _filled(table, row + 1)
             sub = _map(below)
             if _is_subheader(below, sub):
-                header = Header(table, row, row + 1, _columns(group, sub))
+                two = Header(table, row, row + 1, _columns(group, sub))
+                if (two.score, len(two.columns)) > (header.score, len(header.columns)):
+                    header = two
         if best is None or header.score > best.score or (
             header.score == best.score and len(header.columns) > len(best.columns)
         ):
