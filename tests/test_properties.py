@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from datetime import date
 
-from hypothesis import HealthCheck, given
+from hypothesis import HealthCheck, example, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from openpyxl import Workbook
