@@ -10,6 +10,7 @@ fetched twice and nothing recorded is forgotten.
 from __future__ import annotations
 
 import hashlib
+import imaplib
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,6 +19,7 @@ from pathlib import Path
 from imap_tools import MailBox
 
 from .config import Settings
+from .errors import MailboxError
 from .findings import Finding, finding
 from .mail import imap, smtp
 from .mail.attachments import extract, safe_name
@@ -80,6 +82,18 @@ class Pipeline:
         result = CycleResult()
         password = password if password is not None else settings.secret(
             settings.mailbox.password_env)
+        try:
+            self._cycle(password, result)
+        except (OSError, imaplib.IMAP4.error, imaplib.IMAP4.abort) as exc:
+            # The connection broke mid-cycle: what was recorded stays recorded, and the
+            # next cycle finishes it (steps are idempotent). Report it as unreachable.
+            raise MailboxError(f"IMAP connection lost during the cycle: {exc}") from None
+        self.store.event("cycle", f"fetched={result.fetched}")
+        result.workbook = write_workbook(self.store, self.reference, settings)
+        return result
+
+    def _cycle(self, password: str | None, result: CycleResult) -> None:
+        settings = self.settings
         with imap.connect(settings.mailbox, password) as box:
             for folder in (settings.mailbox.processed_folder, settings.mailbox.review_folder):
                 imap.ensure_folder(box, folder)
@@ -95,9 +109,6 @@ class Pipeline:
             self._process_pending(folder, validity, result)
             result.sent = smtp.deliver(self.store, settings)
             result.moved = self._move_done(box, folder, validity, result)
-        self.store.event("cycle", f"fetched={result.fetched}")
-        result.workbook = write_workbook(self.store, self.reference, settings)
-        return result
 
     def _high_water(self, folder: str, validity: int) -> int:
         row = self.store.one("SELECT uidvalidity, last_uid FROM folders WHERE name=?", (folder,))
@@ -293,6 +304,7 @@ class Pipeline:
         for file_report in report.files:
             for f in file_report.findings:
                 self._insert_finding(submission, None, unit.code, f)
+        self._check_conflicts(unit.code, report.results)
         for result in report.results:
             row_id = self._insert_row(submission, unit.code, row["received_at"], result)
             for f in result.findings:
@@ -313,6 +325,29 @@ class Pipeline:
         db.execute("UPDATE submissions SET status=? WHERE id=?", (status, submission))
         outcome.reply_context.update(self._summary(report, coverage, outcome))
         return status
+
+    def _check_conflicts(self, unit_code: str, results: list[RowResult]) -> None:
+        """ROW_CONFLICT: the hamlet is already in another unit's current list."""
+        names = {code: unit.name for code, unit in self.reference.units.items()}
+        for result in results:
+            if result.cell is None:
+                continue
+            other = self.store.db.execute(
+                "SELECT unit_code, file, row_number FROM rows WHERE current=1 AND valid=1 AND"
+                " unit_code != ? AND commune_code=? AND hamlet_key=? LIMIT 1",
+                (unit_code, result.cell.commune_code, result.cell.key)).fetchone()
+            if other is None:
+                continue
+            row = result.row
+            result.findings.append(finding(
+                "ROW_CONFLICT",
+                f"Dòng {row.number}: {result.cell.name} ({result.cell.commune_name}) đã được "
+                f"{names.get(other['unit_code'], other['unit_code'])} đăng ký.",
+                file=row.file, sheet=row.sheet, row=row.number,
+                column=row.column("party_cell"), field="party_cell",
+                value=row.text("party_cell"),
+                suggestion="Hai đơn vị thống nhất với nhau; mỗi ấp, khu phố chỉ do một đơn vị "
+                           "đăng ký."))
 
     def _hamlet(self, result: RowResult) -> tuple[str, str]:
         if result.cell is not None:

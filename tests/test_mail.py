@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -265,3 +266,66 @@ def test_uidvalidity_change_refiles_nothing(tmp_path, dovecot, smtp_sink, refere
     assert store.one("SELECT COUNT(*) FROM submissions")[0] == 1
     assert store.last_event("uidvalidity")
     store.close()
+
+
+def test_imap_server_restarted_during_a_cycle(tmp_path, smtp_sink, reference, monkeypatch):
+    """Dovecot stops between fetching two batches; after it restarts, the next cycle
+    completes: every message filed and answered exactly once."""
+    import subprocess
+
+    import intake.pipeline as pipeline_module
+    from intake.errors import MailboxError
+
+    from .conftest import need, running_dovecot
+
+    binary = need("dovecot")
+    with running_dovecot(binary) as server:
+        user = server.add_user()
+        settings = mail_settings(tmp_path, server, user, smtp_sink.port,
+                                 mailbox={"batch_size": 2})
+        unit = reference.units["TPBT"]
+        data = form(settings, reference, unit, eligible_rows(settings, reference, unit))
+        client = server.client(user)
+        for index in range(5):
+            append(client, "INBOX", unit_mail(unit.emails[0], user, f"DS {index}",
+                                              attachments=[("ds.xlsx", data)]), ON_TIME)
+        client.logout()
+        original = pipeline_module.imap.fetch
+        calls = {"n": 0}
+
+        def fetch_then_crash(*args, **kwargs):
+            calls["n"] += 1
+            if calls["n"] == 2:  # the server goes away before the second batch
+                # Open sessions outlive "dovecot stop"; kick them first, as a crash would.
+                subprocess.run([need("doveadm"), "-c", str(server.config),
+                                "kick", user], capture_output=True, timeout=30)
+                subprocess.run([binary, "-c", str(server.config), "stop"], check=True,
+                               capture_output=True, timeout=30)
+                time.sleep(0.5)
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(pipeline_module.imap, "fetch", fetch_then_crash)
+        with pytest.raises(MailboxError):
+            poll(settings)
+        monkeypatch.setattr(pipeline_module.imap, "fetch", original)
+        with pytest.raises(MailboxError):  # still down: a clear error, nothing lost
+            poll(settings)
+        with (server.root / "restart.log").open("w") as out:
+            subprocess.run([binary, "-c", str(server.config)], stdin=subprocess.DEVNULL,
+                           stdout=out, stderr=subprocess.STDOUT, check=True, timeout=30)
+        for _ in range(50):
+            try:
+                result = poll(settings)
+                break
+            except MailboxError:
+                time.sleep(0.2)
+        assert result.errors == []
+        store = open_store(settings.paths.data_dir)
+        assert store.one("SELECT COUNT(*) FROM messages")[0] == 5
+        assert store.one("SELECT COUNT(*) FROM submissions")[0] == 5
+        assert store.one("SELECT COUNT(*) FROM outbox")[0] == 5
+        store.close()
+        assert len(smtp_sink.messages) == 5
+        with MailBoxUnencrypted("127.0.0.1", server.plain_port).login(
+                user, server.password, initial_folder="Intake/Processed") as box:
+            assert len(box.uids()) == 5

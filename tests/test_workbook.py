@@ -189,3 +189,43 @@ def test_libreoffice_opens_the_workbook_and_renders_the_summary(tmp_path: Path, 
     artifacts = Path(__file__).parent.parent / "test-artifacts"
     artifacts.mkdir(exist_ok=True)
     shutil.copy(png, artifacts / "tong-hop.png")
+
+
+def test_two_units_registering_the_same_hamlet(tmp_path: Path, reference):
+    """Where the reference gives one commune to two units (a boundary change), the second
+    unit to register a hamlet gets ROW_CONFLICT naming the first."""
+    import csv
+    import shutil
+
+    from .conftest import REFERENCE
+
+    folder = tmp_path / "reference"
+    shutil.copytree(REFERENCE, folder)
+    shared = next(c for c in reference.communes["CT"] if not c.title and any(
+        (p.recognised_year or 0) >= 2018 for p in c.cells))
+    with (folder / "communes.csv").open("a", encoding="utf-8", newline="") as handle:
+        csv.writer(handle).writerow(["CL", shared.code, shared.name, ""])
+    with (folder / "party_cells.csv").open("a", encoding="utf-8", newline="") as handle:
+        for cell in shared.cells:
+            csv.writer(handle).writerow(["CL", shared.code, shared.name, cell.hamlet, cell.name,
+                                         cell.recognised_year or "", cell.registered_year or ""])
+    settings = make_settings(tmp_path, rules={"require_sender_auth": False},
+                             paths={"reference_dir": str(folder)})
+    cell = next(p for p in shared.cells if (p.recognised_year or 0) >= 2018)
+    row = [1, shared.name, f"Chi đoàn {cell.hamlet}", 20, cell.name, cell.recognised_year, None,
+           None, "x", None, "Trần Văn C", "0912345678", None]
+    messages = []
+    for uid, code in enumerate(("CT", "CL"), start=1):
+        unit = reference.units[code]
+        messages.append((unit_mail(unit.emails[0], "ban@example.org", "DS", attachments=[
+            (f"{code}.xlsx", form(settings, reference, unit, [row]))]),
+            datetime(2021, 2, uid, 8, 0).astimezone()))
+    file_offline(settings, messages).store.close()
+    book = load_workbook(rebuild(settings))
+    conflicts = [r for r in book["Lỗi"].iter_rows(min_row=2, values_only=True)
+                 if r[5] == "ROW_CONFLICT"]
+    assert len(conflicts) == 1
+    assert conflicts[0][0] == "Huyện đoàn Chợ Lách" and conflicts[0][3:5] == (8, "E")
+    assert "Huyện đoàn Châu Thành" in conflicts[0][7]
+    listing = {r[0]: r[11] for r in book["Danh sách"].iter_rows(min_row=2, values_only=True)}
+    assert listing == {"Huyện đoàn Châu Thành": "Hợp lệ", "Huyện đoàn Chợ Lách": "Lỗi"}
