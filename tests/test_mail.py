@@ -329,3 +329,50 @@ def test_imap_server_restarted_during_a_cycle(tmp_path, smtp_sink, reference, mo
         with MailBoxUnencrypted("127.0.0.1", server.plain_port).login(
                 user, server.password, initial_folder="Intake/Processed") as box:
             assert len(box.uids()) == 5
+
+
+def test_message_composed_by_s_nail_with_vietnamese_attachment(tmp_path, dovecot, smtp_sink,
+                                                                reference):
+    """A real mail program writes the RFC 2047 subject and RFC 2231 file name."""
+    import os
+    import subprocess
+
+    from intake.demo import SavingHandler, free_port
+
+    from .conftest import need
+
+    snail = need("s-nail")
+    user = dovecot.add_user()
+    settings = mail_settings(tmp_path, dovecot, user, smtp_sink.port)
+    unit = reference.units["CT"]
+    attachment = tmp_path / "Danh sách Châu Thành.xlsx"
+    attachment.write_bytes(form(settings, reference, unit,
+                                eligible_rows(settings, reference, unit)))
+    from aiosmtpd.controller import Controller
+
+    outgoing = SavingHandler()
+    relay = Controller(outgoing, hostname="127.0.0.1", port=free_port())
+    relay.start()
+    try:
+        done = subprocess.run(
+            [snail, "-n", "-#", "-S", f"mta=smtp://127.0.0.1:{relay.port}",
+             "-S", f"from={unit.emails[0]}", "-S", "ttycharset=utf-8",
+             "-s", "Danh sách đăng ký Chi đoàn kiểu mẫu năm 2021", "-a", str(attachment), user],
+            input="Kính gửi Ban Tổ chức – Kiểm tra.\n", text=True, capture_output=True,
+            env={**os.environ, "LC_ALL": "C.UTF-8"}, timeout=60, cwd=tmp_path)
+    finally:
+        relay.stop()
+    assert done.returncode == 0, done.stderr
+    [raw] = outgoing.messages
+    assert b"filename*=utf-8''Danh%20s%C3%A1ch" in raw  # RFC 2231, as s-nail writes it
+    auth = "Authentication-Results: mx.google.com; dmarc=pass header.from=example.org\r\n"
+    _send(dovecot, user, auth.encode() + raw)
+
+    result = poll(settings)
+
+    assert result.statuses == {"accepted": 1}
+    [reply] = smtp_sink.messages
+    assert reply["Subject"] == "Re: Danh sách đăng ký Chi đoàn kiểu mẫu năm 2021"
+    [row] = messages(settings)
+    assert row["attachments"] == "Danh sách Châu Thành.xlsx"
+    assert row["subject"] == "Danh sách đăng ký Chi đoàn kiểu mẫu năm 2021"
