@@ -36,13 +36,23 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
     Example: intake --config config/intake.toml demo
     """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
     from .demo import run_demo
     from .store import open_store
 
     console = _console()
     folder = settings.paths.data_dir / "demo"
-    with console.status("Đang chạy thử với hộp thư mẫu…"):
-        result, demo, replies = run_demo(settings, folder, echo=console.print)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  console=console, transient=False) as bar:
+        task = bar.add_task("Đang xử lý thư mẫu", total=None)
+
+        def advance(total: int, status: str) -> None:
+            bar.update(task, total=total, advance=1 if status else 0,
+                       description=f"Đang xử lý thư mẫu {status}".strip())
+
+        result, demo, replies = run_demo(settings, folder, echo=console.print,
+                                         progress=advance)
     store = open_store(demo.paths.data_dir)
     try:
         _status_table(console, store, demo)
@@ -50,6 +60,11 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         store.close()
     console.print(f"Thư đã xử lý: {result.fetched}; kết quả: {result.statuses}")
     console.print(f"Phản hồi đã gửi: {result.sent.get('sent', 0)} (lưu tại {replies})")
+    from email import message_from_bytes, policy
+
+    for path in sorted(replies.glob("*.eml")):
+        reply = message_from_bytes(path.read_bytes(), policy=policy.default)
+        console.print(f"  {path}  {reply['X-Intake-Status']} → {reply['To']}")
     console.print(f"Bảng tổng hợp: {result.workbook}")
     return EXIT_OK
 

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -143,7 +144,9 @@ def sample_mail(settings: Settings) -> list[tuple[object, datetime]]:
     return mails
 
 
-def run_demo(base: Settings, folder: Path, echo=print) -> tuple[CycleResult, Settings, Path]:
+def run_demo(base: Settings, folder: Path, echo=print,
+             progress: Callable[[int, str], None] | None = None,
+             ) -> tuple[CycleResult, Settings, Path]:
     """Run everything; ``folder`` is wiped first, so running the demo twice works."""
     if folder.exists():
         shutil.rmtree(folder)
@@ -163,6 +166,9 @@ def run_demo(base: Settings, folder: Path, echo=print) -> tuple[CycleResult, Set
         client.logout()
         echo(f"Đã đưa {len(mails)} thư mẫu vào hộp thư IMAP 127.0.0.1:{server.port}")
         pipeline = Pipeline(settings)
+        if progress is not None:
+            progress(len(mails), "")
+            pipeline.on_message = lambda status: progress(len(mails), status)
         result = pipeline.run_cycle(password=DEMO_PASSWORD)
         pipeline.store.close()
     finally:

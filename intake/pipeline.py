@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import imaplib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -73,6 +74,7 @@ class Pipeline:
         self.reference = reference or load_reference(settings.paths.reference_dir)
         self.templates = check_templates(settings.paths.templates_dir)
         self.archive = settings.paths.data_dir / "archive"
+        self.on_message: Callable[[str], None] | None = None  # progress: called per message
 
     # -- the cycle -------------------------------------------------------------------
 
@@ -184,6 +186,8 @@ class Pipeline:
                 outcome = self.decide(raw, datetime.fromisoformat(row["received_at"]))
                 self.file(row, outcome, raw)
                 result.statuses[outcome.status] = result.statuses.get(outcome.status, 0) + 1
+                if self.on_message:
+                    self.on_message(outcome.status)
             except Exception as exc:  # a bug or a pathological message must not stop the cycle
                 log.exception("processing failed uid=%s", row["uid"])
                 self._failed(row, exc, result)

@@ -193,12 +193,17 @@ def test_nfd_and_tcvn3_text_are_read_as_vietnamese(settings, reference):
     assert report.results[1].row.text("commune") == c2.name
 
 
-def _row_codes(settings, reference, edit, unit="CT") -> list[str]:
+def _row_findings(settings, reference, edit, unit="CT") -> list[tuple[str, int, str]]:
+    """(code, Excel row, column letter) of every finding after ``edit`` of valid rows."""
     rows = eligible_rows(settings, reference, reference.units[unit])
     edit(rows)
     report = check_files([("t.xlsx", form(settings, reference, reference.units[unit], rows))],
                          reference, settings, reference.units[unit], coverage=False)
-    return sorted({f.code for f in report.findings})
+    return sorted({(f.code, f.row, f.column) for f in report.findings})
+
+
+def _row_codes(settings, reference, edit, unit="CT") -> list[str]:
+    return sorted({code for code, _row, _col in _row_findings(settings, reference, edit, unit)})
 
 
 def _set(row: int, col: int, value):
@@ -207,21 +212,23 @@ def _set(row: int, col: int, value):
     return edit
 
 
+# Data starts at Excel row 8 in the official form; columns A (STT) … M (Ghi chú).
 @pytest.mark.parametrize("edit,expected", [
-    (_set(0, 2, None), ["ROW_REQUIRED"]),
-    (_set(0, 3, "mười lăm"), ["ROW_MEMBERS_INVALID"]),
-    (_set(0, 3, 0), ["ROW_MEMBERS_INVALID"]),
-    (_set(0, 3, 12), ["ROW_MEMBERS_BELOW_MIN"]),  # row 0 is provincial (min 15)
-    (_set(1, 3, 9), ["ROW_MEMBERS_BELOW_MIN"]),  # row 1 is district (min 10)
-    (_set(1, 7, "x"), ["ROW_LEVEL_INVALID"]),  # both levels
-    (_set(1, 8, None), ["ROW_LEVEL_INVALID"]),  # none
-    (_set(0, 9, None), ["ROW_DISTRICT_MODEL_REQUIRED"]),
-    (_set(0, 1, "Xã Không Tồn Tại"), ["ROW_COMMUNE_UNKNOWN"]),
-    (_set(0, 4, "Chi bộ ấp Không Có"), ["ROW_PARTY_CELL_UNKNOWN"]),
-    (_set(0, 11, "12345"), ["ROW_PHONE_INVALID"]),
+    (_set(0, 2, None), ("ROW_REQUIRED", 8, "C")),
+    (_set(0, 3, "mười lăm"), ("ROW_MEMBERS_INVALID", 8, "D")),
+    (_set(0, 3, 0), ("ROW_MEMBERS_INVALID", 8, "D")),
+    (_set(0, 3, 12), ("ROW_MEMBERS_BELOW_MIN", 8, "D")),  # row 0 is provincial (min 15)
+    (_set(1, 3, 9), ("ROW_MEMBERS_BELOW_MIN", 9, "D")),  # row 1 is district (min 10)
+    (_set(1, 7, "x"), ("ROW_LEVEL_INVALID", 9, "H")),  # both levels
+    (_set(1, 8, None), ("ROW_LEVEL_INVALID", 9, "H")),  # none
+    (_set(1, 8, "?"), ("ROW_LEVEL_INVALID", 9, "H")),  # not a mark
+    (_set(0, 9, None), ("ROW_DISTRICT_MODEL_REQUIRED", 8, "J")),
+    (_set(0, 1, "Xã Không Tồn Tại"), ("ROW_COMMUNE_UNKNOWN", 8, "B")),
+    (_set(0, 4, "Chi bộ ấp Không Có"), ("ROW_PARTY_CELL_UNKNOWN", 8, "E")),
+    (_set(2, 11, "12345"), ("ROW_PHONE_INVALID", 10, "L")),
 ])
 def test_each_row_rule(settings, reference, edit, expected):
-    assert _row_codes(settings, reference, edit) == expected
+    assert _row_findings(settings, reference, edit) == [expected]
 
 
 def test_status_both_or_neither_given(settings, reference):

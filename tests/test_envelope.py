@@ -1,0 +1,87 @@
+"""One message's envelope: sender, forwarding, authenticity, RFC 3834, late policy."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+
+from intake.mail.attachments import extract, safe_name
+from intake.mail.envelope import authentication, envelope, parse
+from intake.pipeline import Pipeline
+from intake.samples import eligible_rows, form, unit_mail
+
+from .conftest import make_settings
+
+STAFF = "canbo.tckt@example.org"
+
+
+def test_inline_forward_from_trusted_staff_counts_as_the_unit(tmp_path, reference):
+    settings = make_settings(tmp_path, rules={"trusted_forwarders": [STAFF]})
+    unit = reference.units["BT"]
+    data = form(settings, reference, unit, eligible_rows(settings, reference, unit, limit=3))
+    body = ("Chuyển tiếp danh sách của Huyện đoàn.\n\n"
+            "---------- Forwarded message ---------\n"
+            f"From: Huyện đoàn Ba Tri <{unit.emails[0]}>\nDate: 10 Feb 2021\n"
+            "Subject: Danh sách\n")
+    message = unit_mail(STAFF, "ban@example.org", "Fwd: Danh sách", body=body,
+                        attachments=[("bt.xlsx", data)])
+    pipeline = Pipeline(settings)
+    outcome = pipeline.decide(message.as_bytes(), datetime(2021, 2, 10).astimezone())
+    assert outcome.unit is not None and outcome.unit.code == "BT"
+    assert outcome.status == "accepted"
+    # The same forward from someone not trusted is not believed.
+    stranger = unit_mail("ai.do@example.net", "ban@example.org", "Fwd: Danh sách", body=body,
+                         attachments=[("bt.xlsx", data)])
+    assert pipeline.decide(stranger.as_bytes(), datetime(2021, 2, 10).astimezone()).status \
+        == "unknown-sender"
+    pipeline.store.close()
+
+
+def test_attached_rfc822_forward_from_trusted_staff(tmp_path, reference):
+    settings = make_settings(tmp_path, rules={"trusted_forwarders": [STAFF]})
+    unit = reference.units["GT"]
+    inner = unit_mail(unit.emails[0], STAFF, "Danh sách", attachments=[
+        ("gt.xlsx", form(settings, reference, unit, eligible_rows(settings, reference, unit)))])
+    outer = unit_mail(STAFF, "ban@example.org", "Fwd: Danh sách")
+    outer.add_attachment(inner)
+    message = parse(outer.as_bytes())
+    env = envelope(message, set(), "mx.google.com", {STAFF})
+    assert (env.sender, env.forwarded_by) == (unit.emails[0], STAFF)
+    files, _ignored = extract(message, 20)
+    assert [f.name for f in files] == ["gt.xlsx"]
+
+
+def test_only_the_topmost_trusted_authentication_results_counts():
+    message = EmailMessage()
+    message["Authentication-Results"] = "mx.google.com; dkim=pass header.i=@other.org; spf=fail"
+    message["Authentication-Results"] = "mx.google.com; dmarc=pass header.from=example.org"
+    assert authentication(message, "mx.google.com", "a@example.org") == "fail"
+    spf = EmailMessage()
+    spf["Authentication-Results"] = "mx.google.com; spf=pass smtp.mailfrom=a@example.org"
+    assert authentication(spf, "mx.google.com", "a@example.org") == "pass"
+    assert authentication(spf, "mx.example.net", "a@example.org") == "none"
+
+
+def test_late_policy_reject(tmp_path, reference):
+    settings = make_settings(tmp_path, campaign={"late_policy": "reject"},
+                             rules={"require_sender_auth": False})
+    unit = reference.units["CT"]
+    message = unit_mail(unit.emails[0], "ban@example.org", "DS", attachments=[
+        ("ds.xlsx", form(settings, reference, unit, eligible_rows(settings, reference, unit)))])
+    pipeline = Pipeline(settings)
+    late = settings.campaign.deadline + timedelta(seconds=1)
+    outcome = pipeline.decide(message.as_bytes(), late)
+    assert (outcome.status, outcome.late, outcome.reply_kind) == ("rejected-late", True,
+                                                                  "rejected-late")
+    on_time = pipeline.decide(message.as_bytes(), settings.campaign.deadline - timedelta(seconds=1))
+    assert on_time.status == "accepted" and not on_time.late
+    pipeline.store.close()
+
+
+def test_hostile_file_names_are_made_safe():
+    assert safe_name("../../etc/passwd") == "passwd"
+    assert safe_name("a\nb\r\x00.xlsx") == "a_b_.xlsx"
+    assert safe_name("..\\..\\boot.ini") == "boot.ini"
+    assert safe_name("") == "tep-dinh-kem"
+    assert len(safe_name("x" * 400 + ".xlsx")) == 120 and safe_name("x" * 400 + ".xlsx").endswith(
+        ".xlsx")
