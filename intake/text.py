@@ -37,6 +37,11 @@ def clean(value: object) -> str:
     """A cell or header value as display text: NFC, control characters gone, trimmed."""
     if value is None:
         return ""
+    if type(value) is int:
+        return str(value)
+    if isinstance(value, str) and value.isprintable() and "  " not in value \
+            and unicodedata.is_normalized("NFC", value) and value == value.strip():
+        return value  # already clean: the common case, checked in C
     text = nfc(str(value))
     text = _CONTROL.sub("", text)
     return _SPACES.sub(" ", text).strip()

@@ -17,6 +17,7 @@ import io
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import PurePath
 
 import python_calamine as calamine
@@ -84,11 +85,16 @@ def _cell(value: object) -> object:
     if isinstance(value, float):
         return int(value) if value.is_integer() and abs(value) < 1e15 else value
     if isinstance(value, str):
-        text = tcvn3_to_unicode(value) if looks_tcvn3(value) else value
-        return nfc(text)
+        return _text(value)
     if isinstance(value, dt.timedelta):
         return str(value)
     return value
+
+
+@lru_cache(maxsize=65536)
+def _text(value: str) -> str:
+    """Cell text as NFC Unicode, TCVN3 converted; cached (forms repeat their words)."""
+    return nfc(tcvn3_to_unicode(value) if looks_tcvn3(value) else value)
 
 
 def _limit_rows(rows: Iterator[list[object]], limits: Limits, offset: int) -> list[list[object]]:

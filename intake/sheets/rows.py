@@ -124,28 +124,33 @@ def _is_total(texts: list[str]) -> bool:
     return any(_TOTAL.match(fold(t)) for t in texts[:3])
 
 
+def _filled(cells: list[object]) -> list[str]:
+    return [t for t in (clean(v) for v in cells if v is not None) if t]
+
+
 def read_rows(header: Header) -> list[Row]:
     """Every data row under the header; totals, blank and numbering rows skipped, footer ends."""
     table = header.table
     out: list[Row] = []
     letters = {name: column_letter(col + 1) for name, col in header.columns.items()}
+    columns = list(header.columns.items())
     for index in range(header.data_start, len(table.rows)):
         cells = table.rows[index]
-        texts = [clean(v) if v is not None else "" for v in cells]
-        if not any(texts):
+        if not any(v is not None for v in cells):
             continue
+        width = len(cells)
         row = Row(file=table.file, sheet=table.sheet, number=index + 1, columns=letters)
-        width = len(texts)
-        row.raw = {name: (texts[col] if col < width else "")
-                   for name, col in header.columns.items()}
-        filled = [t for t in texts if t]
+        row.raw = {name: (clean(cells[col]) if col < width else "") for name, col in columns}
         if not any(row.raw.get(name) for name in DATA_FIELDS if name != "unit"):
-            if out and _is_footer(filled):
+            texts = _filled(cells)
+            if not texts:
+                continue
+            if out and _is_footer(texts):
                 break
             continue
-        if _is_total(filled) and not row.raw.get("party_cell"):
+        if not row.raw.get("party_cell") and _is_total(_filled(cells)):
             continue
-        if _is_footer(filled) and not row.raw.get("members"):
+        if not row.raw.get("members") and _is_footer(_filled(cells)):
             break
         _type(row, cells, header)
         out.append(row)
