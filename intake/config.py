@@ -40,12 +40,22 @@ class Campaign(_Section):
         return value if value.tzinfo else value.replace(tzinfo=TZ)
 
 
+class OAuth(_Section):
+    """XOAUTH2 login (Gmail). Secrets are named by *_env keys, never stored here."""
+
+    token_url: str = "https://oauth2.googleapis.com/token"
+    client_id: str = ""
+    client_secret_env: str = "INTAKE_OAUTH_CLIENT_SECRET"
+    refresh_token_env: str = "INTAKE_OAUTH_REFRESH_TOKEN"
+
+
 class Mailbox(_Section):
     host: str = "imap.gmail.com"
     port: int = Field(993, ge=1, le=65535)
     security: Literal["ssl", "starttls", "none"] = "ssl"
     username: str = "bantckt.tdbentre@gmail.com"
     password_env: str = "INTAKE_IMAP_PASSWORD"
+    auth: Literal["password", "xoauth2"] = "password"
     folder: str = "INBOX"
     processed_folder: str = "Intake/Processed"
     review_folder: str = "Intake/Review"
@@ -138,12 +148,28 @@ class Settings(_Section):
     rules: Rules = Rules()
     limits: Limits = Limits()
     schedule: Schedule = Schedule()
+    oauth: OAuth = OAuth()
     paths: Paths = Paths()
 
     def secret(self, variable: str) -> str | None:
         """Read a secret from the environment only; never logged, never stored."""
         value = os.environ.get(variable)
         return value if value else None
+
+    def mail_secret(self, password_env: str, timeout: float) -> str | None:
+        """The IMAP/SMTP login secret: the app password, or with ``auth = "xoauth2"`` an
+        access token (refreshed from the refresh token when one is configured, else read
+        from ``password_env`` as a ready token)."""
+        if self.mailbox.auth != "xoauth2":
+            return self.secret(password_env)
+        refresh = self.secret(self.oauth.refresh_token_env)
+        if not refresh:
+            return self.secret(password_env)
+        from .mail.oauth import refresh_access_token
+
+        return refresh_access_token(self.oauth.token_url, self.oauth.client_id,
+                                    self.secret(self.oauth.client_secret_env) or "", refresh,
+                                    timeout)
 
 
 def _env_overrides(environ: dict[str, str]) -> dict[str, dict[str, str]]:

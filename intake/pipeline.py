@@ -82,8 +82,8 @@ class Pipeline:
         """Poll once; raises ``MailboxError`` when the mailbox cannot be reached."""
         settings = self.settings
         result = CycleResult()
-        password = password if password is not None else settings.secret(
-            settings.mailbox.password_env)
+        password = password if password is not None else settings.mail_secret(
+            settings.mailbox.password_env, settings.mailbox.timeout_seconds)
         try:
             self._cycle(password, result)
         except (OSError, imaplib.IMAP4.error, imaplib.IMAP4.abort) as exc:

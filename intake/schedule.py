@@ -140,7 +140,8 @@ def idle_watcher(settings: Settings, scheduler: BlockingScheduler,
     delay = 1.0
     while not stop.is_set():
         try:
-            password = settings.secret(settings.mailbox.password_env)
+            password = settings.mail_secret(settings.mailbox.password_env,
+                                            settings.mailbox.timeout_seconds)
             with imap.connect(settings.mailbox, password) as box:
                 if "IDLE" not in box.client.capabilities:
                     log.info("server has no IDLE; relying on the interval poll")

@@ -143,8 +143,13 @@ def make_cert(folder: Path) -> None:
 
 
 @contextmanager
-def running_dovecot(binary: str) -> Iterator[Dovecot]:
-    """A throwaway Dovecot (plain + TLS on free ports) for tests and benchmarks."""
+def running_dovecot(binary: str, extra: str = "",
+                    files: dict[str, str] | None = None) -> Iterator[Dovecot]:
+    """A throwaway Dovecot (plain + TLS on free ports) for tests and benchmarks.
+
+    ``extra`` is appended to the configuration ("{root}" is its folder); ``files`` are
+    written into that folder before the server starts.
+    """
     # Under /tmp, not pytest's 0700 tmp: the mail user must traverse every parent.
     root = Path(tempfile.mkdtemp(prefix="intake-dovecot-", dir="/tmp"))
     root.chmod(0o755)
@@ -156,7 +161,10 @@ def running_dovecot(binary: str) -> Iterator[Dovecot]:
     os.chown(root / "home", mail.pw_uid, mail.pw_gid)
     plain, tls = free_port(), free_port()
     config = root / "dovecot.conf"
-    config.write_text(CONFIG.format(root=root, plain=plain, tls=tls))
+    for name, text in (files or {}).items():
+        (root / name).write_text(text)
+    config.write_text(CONFIG.format(root=root, plain=plain, tls=tls)
+                      + extra.replace("{root}", str(root)))
     # The daemon inherits our descriptors: pipes would never close, so output goes to a file.
     with (root / "start.log").open("w") as out:
         started = subprocess.run([binary, "-c", str(config)], stdin=subprocess.DEVNULL,

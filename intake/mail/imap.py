@@ -42,7 +42,8 @@ def connect(settings: MailboxSettings, password: str | None) -> Iterator[MailBox
     """A logged-in mailbox; the password never appears in errors or logs."""
     if not password:
         raise MailboxError(
-            f"no IMAP password: set the environment variable {settings.password_env}")
+            f"no IMAP {'access token' if settings.auth == 'xoauth2' else 'password'}: set the "
+            f"environment variable {settings.password_env}")
     try:
         if settings.security == "ssl":
             box = MailBox(settings.host, settings.port, timeout=settings.timeout_seconds,
@@ -53,7 +54,10 @@ def connect(settings: MailboxSettings, password: str | None) -> Iterator[MailBox
         else:
             box = MailBoxUnencrypted(settings.host, settings.port,
                                      timeout=settings.timeout_seconds)
-        box.login(settings.username, password, initial_folder=None)
+        if settings.auth == "xoauth2":
+            box.xoauth2(settings.username, password, initial_folder=None)
+        else:
+            box.login(settings.username, password, initial_folder=None)
     except MailboxLoginError as exc:
         raise MailboxError(f"IMAP login refused for {settings.username} at {settings.host}: "
                            f"{_answer(exc)}") from None

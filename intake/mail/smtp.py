@@ -19,9 +19,11 @@ from email.utils import parseaddr
 from pathlib import Path
 
 from ..config import Settings
+from ..errors import MailboxError
 from ..store import Store, now_iso
 from .envelope import BLOCKED_LOCAL_PARTS
 from .imap import ssl_context
+from .oauth import xoauth2_string
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +73,13 @@ def _open(settings: Settings) -> smtplib.SMTP:
         client = smtplib.SMTP(smtp.host, smtp.port, timeout=smtp.timeout_seconds)
         if smtp.security == "starttls":
             client.starttls(context=ssl_context(smtp.ca_file))
+    if smtp.username and settings.mailbox.auth == "xoauth2":
+        token = settings.mail_secret(smtp.password_env, smtp.timeout_seconds)
+        if token:
+            client.ehlo_or_helo_if_needed()
+            client.auth("XOAUTH2", lambda challenge=None: xoauth2_string(smtp.username, token),
+                        initial_response_ok=True)
+        return client
     password = settings.secret(smtp.password_env)
     if password and smtp.username:
         client.login(smtp.username, password)
@@ -129,7 +138,7 @@ def deliver(store: Store, settings: Settings, now: datetime | None = None) -> di
                 _failed(store, item, settings, exc.smtp_code, exc.smtp_error, now)
                 counts["failed" if exc.smtp_code >= 500 else "deferred"] += 1
                 client = _drop(client)
-            except (TimeoutError, OSError, smtplib.SMTPException, ssl.SSLError) as exc:
+            except (OSError, smtplib.SMTPException, ssl.SSLError, MailboxError) as exc:
                 _failed(store, item, settings, 0, str(exc).encode(), now)
                 counts["deferred"] += 1
                 client = _drop(client)
