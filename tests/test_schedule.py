@@ -191,3 +191,32 @@ def test_systemd_unit_verifies(tmp_path):
     done = subprocess.run([analyze, "verify", str(path)], capture_output=True, text=True)
     problems = [line for line in done.stderr.splitlines() if "intake.service" in line]
     assert problems == [], done.stderr
+
+
+@pytest.mark.dovecot
+def test_login_failure_and_uidvalidity_change_alert_staff_once(tmp_path, dovecot, smtp_sink,
+                                                               monkeypatch):
+    from intake.schedule import poll_job
+    from intake.store import open_store
+
+    from .conftest import mail_settings
+
+    user = dovecot.add_user()
+    settings = mail_settings(tmp_path, dovecot, user, smtp_sink.port,
+                             rules={"staff": STAFF[:1]})
+    monkeypatch.setenv("TEST_IMAP_PASSWORD", "wrong")
+    poll_job(settings)
+    poll_job(settings)  # the same incident: no second alert (Dovecot delays this one)
+    assert [m["X-Intake-Kind"] for m in smtp_sink.messages] == ["alert"]
+    assert "không đăng nhập được" in smtp_sink.messages[0].get_body(("plain",)).get_content()
+
+    monkeypatch.setenv("TEST_IMAP_PASSWORD", dovecot.password)
+    poll_job(settings)
+    store = open_store(settings.paths.data_dir)
+    store.db.execute("UPDATE folders SET uidvalidity=uidvalidity+1")
+    store.close()
+    poll_job(settings)
+    poll_job(settings)
+    kinds = [m["X-Intake-Kind"] for m in smtp_sink.messages]
+    assert kinds == ["alert", "alert"]
+    assert "UIDVALIDITY" in smtp_sink.messages[1].get_body(("plain",)).get_content()
