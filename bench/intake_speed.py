@@ -31,7 +31,12 @@ from intake.demo import SavingHandler, free_port  # noqa: E402
 from intake.pipeline import Pipeline  # noqa: E402
 from intake.reference import load_reference  # noqa: E402
 from intake.samples import append, eligible_rows, form, unit_mail  # noqa: E402
-from tests.conftest import mail_settings, make_settings, running_dovecot  # noqa: E402
+from tests.conftest import (  # noqa: E402
+    mail_settings,
+    make_settings,
+    running_dovecot,
+    write_run_config,
+)
 
 
 def backlog(dovecot, smtp_port: int, folder: Path, count: int) -> None:
@@ -94,33 +99,8 @@ def quiet_cycle(dovecot, smtp_port: int, folder: Path, old: int) -> None:
 
 def latency(dovecot, smtp: SavingHandler, smtp_port: int, folder: Path, count: int) -> None:
     user = dovecot.add_user()
-    folder.mkdir(parents=True, exist_ok=True)
-    config = folder / "intake.toml"
-    config.write_text(f"""
-[mailbox]
-host = "127.0.0.1"
-port = {dovecot.plain_port}
-security = "none"
-username = "{user}"
-password_env = "BENCH_IMAP_PASSWORD"
-[smtp]
-host = "127.0.0.1"
-port = {smtp_port}
-security = "none"
-username = ""
-from_address = "ban@example.org"
-max_replies_per_hour = 0
-[rules]
-require_sender_auth = true
-[schedule]
-poll_minutes = 30
-idle = true
-[paths]
-reference_dir = "{ROOT / 'config' / 'reference'}"
-templates_dir = "{ROOT / 'templates'}"
-data_dir = "data"
-workbook = "data/TongHop.xlsx"
-""", encoding="utf-8")
+    config = write_run_config(folder / "intake.toml", dovecot, user, smtp_port,
+                              password_env="BENCH_IMAP_PASSWORD", poll_minutes=30, idle=True)
     daemon = subprocess.Popen([sys.executable, "-m", "intake", "--config", str(config), "run"],
                               env={**os.environ, "BENCH_IMAP_PASSWORD": dovecot.password},
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)

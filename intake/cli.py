@@ -188,7 +188,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _status_table(console: Console, store, settings: Settings) -> None:
-    from .workbook import STATUS_LABELS, unit_summaries
+    from .workbook import status_label, unit_summaries
 
     reference = load_reference(settings.paths.reference_dir)
     table = RichTable("Đơn vị", "Trạng thái", "Lần nộp", "Trễ hạn", "Hợp lệ", "Cấp tỉnh",
@@ -197,7 +197,7 @@ def _status_table(console: Console, store, settings: Settings) -> None:
         status = item["status"]
         coverage = item["coverage"]
         table.add_row(item["unit"].name,  # type: ignore[union-attr]
-                      f"{STATUS_LABELS.get(status, status)} ({status})" if status else "Chưa gửi",
+                      status_label(status),
                       str(item["count"]), "có" if item["late"] else "", str(item["valid"]),
                       str(item["provincial"]), str(item["district"]), str(item["invalid"]),
                       f"{coverage:.0%}" if coverage is not None else "—")

@@ -64,6 +64,7 @@ class Outcome:
     report: Report | None = None
     attachments: list[tuple[str, bytes]] = field(default_factory=list)
     extra_findings: list[Finding] = field(default_factory=list)
+    envelope: Envelope | None = None  # set by ``decide``; the reply is addressed from it
 
 
 class Pipeline:
@@ -159,7 +160,7 @@ class Pipeline:
                     " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (folder, validity, item.uid, message_id, digest,
                      received.isoformat(timespec="seconds"), sender, subject,
-                     (twin and "ignored") or status, "thư trùng lặp" if twin else detail,
+                     "ignored" if twin else status, "thư trùng lặp" if twin else detail,
                      "filed" if (twin or status) else "recorded", archive,
                      twin[0] if twin else None, now_iso()))
             db.execute("UPDATE folders SET last_uid=MAX(last_uid, ?) WHERE name=?",
@@ -184,7 +185,7 @@ class Pipeline:
             try:
                 raw = (self.settings.paths.data_dir / row["archive"]).read_bytes()
                 outcome = self.decide(raw, datetime.fromisoformat(row["received_at"]))
-                self.file(row, outcome, raw)
+                self.file(row, outcome)
                 result.statuses[outcome.status] = result.statuses.get(outcome.status, 0) + 1
                 if self.on_message:
                     self.on_message(outcome.status)
@@ -214,6 +215,12 @@ class Pipeline:
         own = {settings.smtp.from_address.lower(), settings.mailbox.username.lower()}
         env = envelope(message, own, settings.rules.authserv_id,
                        {a.lower() for a in settings.rules.trusted_forwarders})
+        outcome = self._decide(message, env, received)
+        outcome.envelope = env
+        return outcome
+
+    def _decide(self, message, env: Envelope, received: datetime) -> Outcome:
+        settings = self.settings
         context = self._context(env, received)
         if env.bounce_of:
             smtp.mark_bounced(self.store, env.bounce_of)
@@ -252,15 +259,15 @@ class Pipeline:
     def _context(self, env: Envelope, received: datetime) -> dict[str, object]:
         return {"unit_name": "", "sender": env.sender, "received_at": local_time(received),
                 "deadline": local_time(self.settings.campaign.deadline),
-                "year": self.settings.campaign.year, "late": received >= self.settings.campaign.deadline,
-                "_env": env}
+                "year": self.settings.campaign.year,
+                "late": received >= self.settings.campaign.deadline}
 
     # -- filing -----------------------------------------------------------------------
 
-    def file(self, row, outcome: Outcome, raw: bytes) -> None:
+    def file(self, row, outcome: Outcome) -> None:
         """Steps 6–7 in one transaction: submission, rows, findings, and the queued reply."""
-        env: Envelope = outcome.reply_context.get("_env") or envelope(  # type: ignore[assignment]
-            parse(raw), set(), self.settings.rules.authserv_id, set())
+        env = outcome.envelope
+        assert env is not None, "file() takes an outcome from decide()"
         with self.store.transaction() as db:
             names = ", ".join(name for name, _ in outcome.attachments)
             if outcome.report is not None and outcome.unit is not None:
@@ -415,7 +422,7 @@ class Pipeline:
 
     def _queue_reply(self, row, outcome: Outcome, env: Envelope) -> None:
         kind = outcome.reply_kind or outcome.status
-        context = {k: v for k, v in outcome.reply_context.items() if not k.startswith("_")}
+        context = dict(outcome.reply_context)
         context.setdefault("unit_name", outcome.unit.name if outcome.unit else "")
         context.setdefault("ignored", [])
         files = self._annotated(outcome) if outcome.status == "needs-correction" else []

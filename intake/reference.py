@@ -48,23 +48,28 @@ class Commune:
     title: str  # "NTM", "ĐTVM" or ""
     cells: list[PartyCell] = field(default_factory=list)
     _index: dict[str, PartyCell] = field(default_factory=dict, repr=False, compare=False)
+    _indexed: int = field(default=-1, repr=False, compare=False)
 
     @property
     def key(self) -> str:
         return name_key(self.name)
 
-    def cell(self, text: str) -> PartyCell | None:
-        """The party cell named by hamlet or party-cell name, in any spelling."""
-        if len(self._index) != len(self.cells):
+    def _lookup(self) -> dict[str, PartyCell]:
+        """Hamlet and party-cell name keys -> cell, built once (rebuilt if cells change)."""
+        if self._indexed != len(self.cells):
             self._index.clear()
             for cell in reversed(self.cells):
                 self._index[cell.key] = cell
                 self._index.setdefault(name_key(cell.name), cell)
-        return self._index.get(name_key(text))
+            self._indexed = len(self.cells)
+        return self._index
+
+    def cell(self, text: str) -> PartyCell | None:
+        """The party cell named by hamlet or party-cell name, in any spelling."""
+        return self._lookup().get(name_key(text))
 
     def by_key(self, key: str) -> PartyCell | None:
-        self.cell("")
-        return self._index.get(key)
+        return self._lookup().get(key)
 
 
 @dataclass

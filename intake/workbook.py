@@ -188,6 +188,7 @@ def unit_summaries(store: Store, reference: Reference) -> list[dict[str, object]
             "district": sum(1 for r in rows if r["valid"] and r["level"] == "district"),
             "invalid": sum(1 for r in rows if not r["valid"]),
             "coverage": (done / total) if total else None,
+            "communes": coverage,
         })
     return out
 
@@ -256,8 +257,9 @@ def build(store: Store, reference: Reference, settings: Settings) -> Workbook:
     _finish(errors, len(FINDINGS))
 
     cover = _sheet(book, SHEETS[3], COVERAGE, [22, 24, 11, 12, 11, 60])
-    for code in sorted(names, key=lambda c: order[c]):
-        for commune, total, done, missing in _coverage(store, reference, code):
+    for item in figures:  # already in Vietnamese unit order, coverage computed once
+        code = item["unit"].code  # type: ignore[union-attr]
+        for commune, total, done, missing in item["communes"]:  # type: ignore[union-attr]
             style: dict[str, object] = {"alignment": Alignment(wrap_text=True)}
             if missing:
                 style["fill"] = _ERROR_FILL

@@ -21,6 +21,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -30,12 +31,16 @@ from aiosmtpd.controller import Controller
 
 from intake.config import Settings, settings_for
 from intake.demo import SavingHandler, free_port
+from intake.pipeline import CycleResult, Pipeline
 from intake.reference import Reference, load_reference
+from intake.samples import append
+from intake.store import open_store
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT / "config" / "reference"
 TEMPLATES = ROOT / "templates"
 USERS = 200
+ON_TIME = datetime(2021, 2, 10, 9, 0).astimezone()  # before the sample deadline
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
@@ -76,6 +81,16 @@ class Dovecot:
         client = imaplib.IMAP4("127.0.0.1", self.plain_port, timeout=10)
         client.login(user, self.password)
         return client
+
+    def deliver(self, user: str, *messages: EmailMessage | bytes,
+                when: datetime = ON_TIME) -> None:
+        """APPEND messages to the user's INBOX with INTERNALDATE ``when``."""
+        client = self.client(user)
+        try:
+            for message in messages:
+                append(client, "INBOX", message, when)
+        finally:
+            client.logout()
 
 
 CONFIG = """
@@ -246,3 +261,54 @@ def mail_settings(base: Path, dovecot: Dovecot, user: str, smtp_port: int,
 
 def trusting_context(ca_file: Path) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=str(ca_file))
+
+
+def poll(settings: Settings, password: str | None = "secret") -> CycleResult:
+    """One intake cycle, as ``intake poll`` runs it."""
+    pipeline = Pipeline(settings)
+    try:
+        return pipeline.run_cycle(password=password)
+    finally:
+        pipeline.store.close()
+
+
+def count(settings: Settings, sql: str) -> int:
+    """A single number from the state store (``SELECT COUNT(*) …``)."""
+    store = open_store(settings.paths.data_dir)
+    try:
+        return int(store.one(sql)[0])
+    finally:
+        store.close()
+
+
+def write_run_config(path: Path, dovecot: Dovecot, user: str, smtp_port: int, *,
+                     password_env: str, poll_minutes: float, idle: bool) -> Path:
+    """A config file for ``intake run`` in a subprocess, pointed at the test servers."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"""
+[mailbox]
+host = "127.0.0.1"
+port = {dovecot.plain_port}
+security = "none"
+username = "{user}"
+password_env = "{password_env}"
+timeout_seconds = 10
+[smtp]
+host = "127.0.0.1"
+port = {smtp_port}
+security = "none"
+username = ""
+from_address = "ban@example.org"
+max_replies_per_hour = 0
+[rules]
+require_sender_auth = true
+[schedule]
+poll_minutes = {poll_minutes}
+idle = {str(idle).lower()}
+[paths]
+reference_dir = "{REFERENCE}"
+templates_dir = "{TEMPLATES}"
+data_dir = "data"
+workbook = "data/TongHop.xlsx"
+""", encoding="utf-8")
+    return path

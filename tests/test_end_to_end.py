@@ -10,21 +10,12 @@ from imap_tools import MailBoxUnencrypted
 from openpyxl import load_workbook
 
 from intake.errors import MailboxError
-from intake.pipeline import Pipeline
-from intake.samples import append, eligible_rows, form, unit_mail
+from intake.samples import eligible_rows, form, unit_mail
 from intake.workbook import LOG, ROWS
 
-from .conftest import mail_settings
+from .conftest import mail_settings, poll
 
 pytestmark = pytest.mark.dovecot
-
-
-def _poll(settings, password="secret"):
-    pipeline = Pipeline(settings)
-    try:
-        return pipeline.run_cycle(password=password)
-    finally:
-        pipeline.store.close()
 
 
 def _folder_count(dovecot, user: str, folder: str) -> int:
@@ -42,11 +33,9 @@ def test_accepted_submission_is_filed_answered_and_moved(
     rows = eligible_rows(settings, reference, unit)
     original = unit_mail(unit.emails[0], user, "Danh sách Chi đoàn kiểu mẫu Châu Thành",
                          attachments=[("DS_ChauThanh.xlsx", form(settings, reference, unit, rows))])
-    client = dovecot.client(user)
-    append(client, "INBOX", original, datetime(2021, 2, 10, 9, 30).astimezone())
-    client.logout()
+    dovecot.deliver(user, original, when=datetime(2021, 2, 10, 9, 30).astimezone())
 
-    result = _poll(settings)
+    result = poll(settings)
 
     assert result.fetched == 1
     assert result.statuses == {"accepted": 1}
@@ -68,7 +57,7 @@ def test_accepted_submission_is_filed_answered_and_moved(
     assert _folder_count(dovecot, user, "INBOX") == 0
     assert _folder_count(dovecot, user, "Intake/Processed") == 1
 
-    again = _poll(settings)
+    again = poll(settings)
     assert again.fetched == 0
     assert again.statuses == {}
     assert len(smtp_sink.messages) == 1
@@ -85,11 +74,9 @@ def test_empty_required_cell_gets_needs_correction_naming_row_and_column(
     rows[2][3] = None  # "Số lượng đoàn viên" of the third data row: Excel row 10, column D
     message = unit_mail(unit.emails[0], user, "DS CĐKM Chợ Lách",
                         attachments=[("cholach.xlsx", form(settings, reference, unit, rows))])
-    client = dovecot.client(user)
-    append(client, "INBOX", message, datetime(2021, 2, 1, 8, 0).astimezone())
-    client.logout()
+    dovecot.deliver(user, message, when=datetime(2021, 2, 1, 8, 0).astimezone())
 
-    result = _poll(settings)
+    result = poll(settings)
 
     assert result.statuses == {"needs-correction": 1}
     [reply] = smtp_sink.messages
@@ -110,17 +97,15 @@ def test_second_message_replaces_and_late_mail_is_flagged(
     settings = mail_settings(tmp_path, dovecot, user, smtp_sink.port)
     unit = reference.units["TPBT"]
     rows = eligible_rows(settings, reference, unit)
-    client = dovecot.client(user)
     first = unit_mail(unit.emails[0], user, "Danh sách",
                       attachments=[("a.xlsx", form(settings, reference, unit, rows[:3]))])
-    append(client, "INBOX", first, datetime(2021, 2, 1, 8, 0).astimezone())
+    dovecot.deliver(user, first, when=datetime(2021, 2, 1, 8, 0).astimezone())
     late_time = settings.campaign.deadline + timedelta(hours=1)
     second = unit_mail(unit.emails[0], user, "Danh sách (gửi lại)",
                        attachments=[("b.xlsx", form(settings, reference, unit, rows))])
-    append(client, "INBOX", second, late_time)
-    client.logout()
+    dovecot.deliver(user, second, when=late_time)
 
-    _poll(settings)
+    poll(settings)
 
     replies = {m["In-Reply-To"]: m for m in smtp_sink.messages}
     assert replies[first["Message-ID"]]["X-Intake-Status"] == "needs-correction"  # coverage
@@ -136,4 +121,4 @@ def test_unreachable_mailbox_raises_mailbox_error(tmp_path: Path, dovecot, smtp_
     user = dovecot.add_user()
     settings = mail_settings(tmp_path, dovecot, user, smtp_sink.port)
     with pytest.raises(MailboxError, match="login refused"):
-        _poll(settings, password="wrong")
+        poll(settings, password="wrong")

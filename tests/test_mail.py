@@ -4,29 +4,19 @@ from __future__ import annotations
 
 import re
 import time
-from datetime import datetime
 from pathlib import Path
 
 import pytest
 from imap_tools import MailBoxUnencrypted
 
 from intake.pipeline import Pipeline
-from intake.samples import append, eligible_rows, form, unit_mail
+from intake.samples import eligible_rows, form, unit_mail
 from intake.store import open_store
 
-from .conftest import mail_settings
+from .conftest import count, mail_settings, poll
 
 pytestmark = pytest.mark.dovecot
 CORPUS = Path(__file__).parent / "corpus" / "mail"
-ON_TIME = datetime(2021, 2, 10, 9, 0).astimezone()
-
-
-def poll(settings, password="secret"):
-    pipeline = Pipeline(settings)
-    try:
-        return pipeline.run_cycle(password=password)
-    finally:
-        pipeline.store.close()
 
 
 def as_unit(raw: bytes, sender: str) -> bytes:
@@ -45,6 +35,12 @@ def messages(settings) -> list:
         store.close()
 
 
+def full_list(settings, reference, unit, to: str, subject: str = "DS"):
+    """A unit's email carrying its complete, valid list in the official form."""
+    return unit_mail(unit.emails[0], to, subject, attachments=[
+        ("ds.xlsx", form(settings, reference, unit, eligible_rows(settings, reference, unit)))])
+
+
 def folder_uids(dovecot, user: str, folder: str) -> list[str]:
     with MailBoxUnencrypted("127.0.0.1", dovecot.plain_port).login(
             user, dovecot.password, initial_folder=folder) as box:
@@ -58,12 +54,9 @@ def test_every_corpus_message_ends_with_a_status(tmp_path, dovecot, smtp_sink, r
     sender = reference.units["BT"].emails[0]
     paths = sorted(p for p in CORPUS.rglob("*") if p.is_file())
     assert len(paths) >= 130
-    client = dovecot.client(user)
     for path in paths:
         raw = path.read_bytes()
-        append(client, "INBOX", raw, ON_TIME)
-        append(client, "INBOX", as_unit(raw, sender), ON_TIME)
-    client.logout()
+        dovecot.deliver(user, raw, as_unit(raw, sender))
 
     result = poll(settings)
 
@@ -82,12 +75,6 @@ def test_every_corpus_message_ends_with_a_status(tmp_path, dovecot, smtp_sink, r
     assert second.fetched == 0 and second.statuses == {}
 
 
-def _send(dovecot, user, message, when=ON_TIME):
-    client = dovecot.client(user)
-    append(client, "INBOX", message, when)
-    client.logout()
-
-
 def test_forged_sender_is_held_without_reply(tmp_path, dovecot, smtp_sink, reference):
     user = dovecot.add_user()
     settings = mail_settings(tmp_path, dovecot, user, smtp_sink.port)
@@ -102,23 +89,21 @@ def test_forged_sender_is_held_without_reply(tmp_path, dovecot, smtp_sink, refer
     other_server = unit_mail(unit.emails[0], user, "DS", attachments=[("a.xlsx", data)],
                              authserv_id="mx.evil.example")
     for message in (failing, missing, below, other_server):
-        _send(dovecot, user, message)
+        dovecot.deliver(user, message)
 
     result = poll(settings)
 
     assert result.statuses == {"held": 4}
     assert smtp_sink.messages == []
     assert len(folder_uids(dovecot, user, "Intake/Review")) == 4
-    store = open_store(settings.paths.data_dir)
-    assert store.one("SELECT COUNT(*) FROM rows")[0] == 0
-    store.close()
+    assert count(settings, "SELECT COUNT(*) FROM rows") == 0
 
 
 def test_auto_replies_and_bounces_get_no_reply(tmp_path, dovecot, smtp_sink, reference):
     user = dovecot.add_user()
     settings = mail_settings(tmp_path, dovecot, user, smtp_sink.port)
     unit = reference.units["CT"]
-    _send(dovecot, user, unit_mail(unit.emails[0], user, "Không có tệp"))  # gets a reply
+    dovecot.deliver(user, unit_mail(unit.emails[0], user, "Không có tệp"))  # gets a reply
     poll(settings)
     [our_reply] = smtp_sink.messages
     assert our_reply["X-Intake-Status"] == "no-attachment"
@@ -139,8 +124,8 @@ def test_auto_replies_and_bounces_get_no_reply(tmp_path, dovecot, smtp_sink, ref
         f"Message-ID: {our_reply['Message-ID']}\r\nSubject: {our_reply['Subject']}\r\n"
         "--b--\r\n").encode()
     for message in (auto, bulk, listed, ours):
-        _send(dovecot, user, message)
-    _send(dovecot, user, bounce)
+        dovecot.deliver(user, message)
+    dovecot.deliver(user, bounce)
 
     result = poll(settings)
 
@@ -157,14 +142,14 @@ def test_two_instances_writing_to_each_other_stop(tmp_path, dovecot, smtp_sink, 
     user = dovecot.add_user()
     settings = mail_settings(tmp_path, dovecot, user, smtp_sink.port)
     unit = reference.units["CT"]
-    _send(dovecot, user, unit_mail(unit.emails[0], user, "Không có tệp"))
+    dovecot.deliver(user, unit_mail(unit.emails[0], user, "Không có tệp"))
     poll(settings)
     [reply] = smtp_sink.messages
     # The other board's mailbox receives our reply, as if from a known unit.
     echoed = as_unit(reply.as_bytes(), unit.emails[0])
     other = dovecot.add_user()
     other_settings = mail_settings(tmp_path / "other", dovecot, other, smtp_sink.port)
-    _send(dovecot, other, echoed)
+    dovecot.deliver(other, echoed)
     result = poll(other_settings)
     assert result.statuses == {"ignored": 1}
     assert len(smtp_sink.messages) == 1
@@ -173,7 +158,7 @@ def test_two_instances_writing_to_each_other_stop(tmp_path, dovecot, smtp_sink, 
 def test_unknown_sender_gets_a_reply_and_goes_to_review(tmp_path, dovecot, smtp_sink):
     user = dovecot.add_user()
     settings = mail_settings(tmp_path, dovecot, user, smtp_sink.port)
-    _send(dovecot, user, unit_mail("ai.do@example.net", user, "Danh sách"))
+    dovecot.deliver(user, unit_mail("ai.do@example.net", user, "Danh sách"))
     result = poll(settings)
     assert result.statuses == {"unknown-sender": 1}
     [reply] = smtp_sink.messages
@@ -190,7 +175,7 @@ def test_crash_at_each_step_then_rerun_files_exactly_once(
     unit = reference.units["TPBT"]
     rows = eligible_rows(settings, reference, unit)
     for index in range(3):
-        _send(dovecot, user, unit_mail(unit.emails[0], user, f"DS lần {index}", attachments=[
+        dovecot.deliver(user, unit_mail(unit.emails[0], user, f"DS lần {index}", attachments=[
             ("ds.xlsx", form(settings, reference, unit, rows))]))
 
     import intake.pipeline as pipeline_module
@@ -231,25 +216,21 @@ def test_same_message_delivered_twice_is_filed_once(tmp_path, dovecot, smtp_sink
     user = dovecot.add_user()
     settings = mail_settings(tmp_path, dovecot, user, smtp_sink.port)
     unit = reference.units["TPBT"]
-    message = unit_mail(unit.emails[0], user, "DS", attachments=[
-        ("ds.xlsx", form(settings, reference, unit, eligible_rows(settings, reference, unit)))])
-    _send(dovecot, user, message)
-    _send(dovecot, user, message)
+    message = full_list(settings, reference, unit, user)
+    dovecot.deliver(user, message)
+    dovecot.deliver(user, message)
     result = poll(settings)
     assert result.fetched == 2
     assert len(smtp_sink.messages) == 1
-    store = open_store(settings.paths.data_dir)
-    assert store.one("SELECT COUNT(*) FROM submissions")[0] == 1
-    store.close()
+    assert count(settings, "SELECT COUNT(*) FROM submissions") == 1
 
 
 def test_uidvalidity_change_refiles_nothing(tmp_path, dovecot, smtp_sink, reference):
     user = dovecot.add_user()
     settings = mail_settings(tmp_path, dovecot, user, smtp_sink.port)
     unit = reference.units["TPBT"]
-    message = unit_mail(unit.emails[0], user, "DS", attachments=[
-        ("ds.xlsx", form(settings, reference, unit, eligible_rows(settings, reference, unit)))])
-    _send(dovecot, user, message)
+    message = full_list(settings, reference, unit, user)
+    dovecot.deliver(user, message)
     poll(settings)
     # The server renumbers: our record says another UIDVALIDITY, and the mail is back.
     store = open_store(settings.paths.data_dir)
@@ -285,11 +266,8 @@ def test_imap_server_restarted_during_a_cycle(tmp_path, smtp_sink, reference, mo
                                  mailbox={"batch_size": 2})
         unit = reference.units["TPBT"]
         data = form(settings, reference, unit, eligible_rows(settings, reference, unit))
-        client = server.client(user)
-        for index in range(5):
-            append(client, "INBOX", unit_mail(unit.emails[0], user, f"DS {index}",
-                                              attachments=[("ds.xlsx", data)]), ON_TIME)
-        client.logout()
+        server.deliver(user, *(unit_mail(unit.emails[0], user, f"DS {index}",
+                                         attachments=[("ds.xlsx", data)]) for index in range(5)))
         original = pipeline_module.imap.fetch
         calls = {"n": 0}
 
@@ -366,7 +344,7 @@ def test_message_composed_by_s_nail_with_vietnamese_attachment(tmp_path, dovecot
     [raw] = outgoing.messages
     assert b"filename*=utf-8''Danh%20s%C3%A1ch" in raw  # RFC 2231, as s-nail writes it
     auth = "Authentication-Results: mx.google.com; dmarc=pass header.from=example.org\r\n"
-    _send(dovecot, user, auth.encode() + raw)
+    dovecot.deliver(user, auth.encode() + raw)
 
     result = poll(settings)
 

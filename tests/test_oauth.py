@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import threading
 import urllib.parse
-from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from intake.errors import MailboxError
 from intake.pipeline import Pipeline
-from intake.samples import append, eligible_rows, form, unit_mail
+from intake.samples import eligible_rows, form, unit_mail
 
 from .conftest import mail_settings, need, running_dovecot
 
@@ -98,11 +97,8 @@ def test_xoauth2_login_with_a_refreshed_token(tmp_path, oauth_dovecot, smtp_sink
     monkeypatch.setenv("TEST_REFRESH_TOKEN", REFRESH)
     monkeypatch.delenv("TEST_ACCESS_TOKEN", raising=False)
     unit = reference.units["CT"]
-    client = server.client(user)
-    append(client, "INBOX", unit_mail(unit.emails[0], user, "DS", attachments=[
-        ("ds.xlsx", form(settings, reference, unit, eligible_rows(settings, reference, unit)))]),
-           datetime(2021, 2, 10, 9, 0).astimezone())
-    client.logout()
+    server.deliver(user, unit_mail(unit.emails[0], user, "DS", attachments=[
+        ("ds.xlsx", form(settings, reference, unit, eligible_rows(settings, reference, unit)))]))
 
     pipeline = Pipeline(settings)
     try:

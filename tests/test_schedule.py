@@ -17,10 +17,10 @@ from intake import campaign
 from intake.config import TZ
 from intake.mail import smtp
 from intake.pipeline import Pipeline
-from intake.samples import append, eligible_rows, form, unit_mail
+from intake.samples import eligible_rows, form, unit_mail
 from intake.schedule import build_scheduler
 
-from .conftest import REFERENCE, TEMPLATES, make_settings
+from .conftest import make_settings, write_run_config
 from .test_workbook import file_offline
 
 STAFF = ["canbo1@example.org", "canbo2@example.org"]
@@ -54,7 +54,7 @@ def test_reminders_digest_and_final_report_on_a_controlled_clock(tmp_path, smtp_
     unit = reference.units["CT"]
     accepted = unit_mail(unit.emails[0], "ban@example.org", "DS", attachments=[
         ("ds.xlsx", form(settings, reference, unit, eligible_rows(settings, reference, unit)))])
-    file_offline(settings, [(accepted, datetime(2021, 2, 5, 9, 0, tzinfo=TZ))]).store.close()
+    file_offline(settings, [(accepted, datetime(2021, 2, 5, 9, 0, tzinfo=TZ))])
     smtp_sink.handler.messages.clear()  # the acknowledgement is not what we count here
 
     drive(settings, datetime(2021, 2, 10, 0, 0, tzinfo=TZ), datetime(2021, 2, 22, 23, 0, tzinfo=TZ),
@@ -109,39 +109,16 @@ def test_scheduler_jobs_never_overlap_or_burst(settings):
 
 
 @pytest.mark.dovecot
-@pytest.mark.parametrize("poll_minutes,idle", [(0.05, "false"), (30, "true")],
+@pytest.mark.parametrize("poll_minutes,idle", [(0.05, False), (30, True)],
                          ids=["interval-poll", "imap-idle"])
 def test_run_as_a_daemon(tmp_path, dovecot, smtp_sink, reference, poll_minutes, idle):
     """A message appended while it runs is answered (by the interval poll, or by IDLE
     alone when the interval is 30 minutes); a second instance is refused; SIGTERM stops
     it cleanly within 5 s."""
     user = dovecot.add_user()
-    config = tmp_path / "intake.toml"
-    config.write_text(f"""
-[mailbox]
-host = "127.0.0.1"
-port = {dovecot.plain_port}
-security = "none"
-username = "{user}"
-password_env = "TEST_IMAP_PASSWORD"
-timeout_seconds = 10
-[smtp]
-host = "127.0.0.1"
-port = {smtp_sink.port}
-security = "none"
-username = ""
-from_address = "ban@example.org"
-[rules]
-require_sender_auth = true
-[schedule]
-poll_minutes = {poll_minutes}
-idle = {idle}
-[paths]
-reference_dir = "{REFERENCE}"
-templates_dir = "{TEMPLATES}"
-data_dir = "data"
-workbook = "data/TongHop.xlsx"
-""", encoding="utf-8")
+    config = write_run_config(tmp_path / "intake.toml", dovecot, user, smtp_sink.port,
+                              password_env="TEST_IMAP_PASSWORD", poll_minutes=poll_minutes,
+                              idle=idle)
     env = {**os.environ, "TEST_IMAP_PASSWORD": dovecot.password}
     command = [sys.executable, "-m", "intake", "--config", str(config), "run"]
     daemon = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -154,12 +131,10 @@ workbook = "data/TongHop.xlsx"
         assert "another intake process is already running" in second.stderr
         unit = reference.units["CT"]
         settings = make_settings(tmp_path)
-        client = dovecot.client(user)
-        append(client, "INBOX", unit_mail(unit.emails[0], user, "DS", attachments=[
+        dovecot.deliver(user, unit_mail(unit.emails[0], user, "DS", attachments=[
             ("ds.xlsx", form(settings, reference, unit, eligible_rows(settings, reference,
                                                                       unit)))]),
-               datetime.now().astimezone())
-        client.logout()
+            when=datetime.now().astimezone())
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and not smtp_sink.messages:
             time.sleep(0.2)

@@ -9,7 +9,7 @@ from pathlib import Path
 from openpyxl import load_workbook
 
 from intake.mail.imap import Fetched
-from intake.pipeline import Pipeline, rebuild
+from intake.pipeline import CycleResult, Pipeline, rebuild
 from intake.samples import eligible_rows, form, unit_mail
 from intake.store import SCHEMA_VERSION, open_store
 from intake.workbook import COVERAGE, FINDINGS, LOG, ROWS, SHEETS, SUMMARY
@@ -17,14 +17,17 @@ from intake.workbook import COVERAGE, FINDINGS, LOG, ROWS, SHEETS, SUMMARY
 from .conftest import make_settings
 
 
-def file_offline(settings, messages: list) -> Pipeline:
-    """Run the pipeline's record and file steps on messages, without a mailbox."""
+def file_offline(settings, messages: list, first_uid: int = 1) -> None:
+    """Run the pipeline's record and file steps on (message, received) pairs, without a
+    mailbox; UIDs count from ``first_uid``, so later calls must start above earlier ones."""
     pipeline = Pipeline(settings)
-    for uid, (message, when) in enumerate(messages, start=1):
-        raw = message.as_bytes()
-        pipeline._record("INBOX", 1, Fetched(uid, when, len(raw), raw))
-    pipeline._process_pending("INBOX", 1, type("R", (), {"statuses": {}, "errors": []})())
-    return pipeline
+    try:
+        for uid, (message, when) in enumerate(messages, start=first_uid):
+            raw = message.as_bytes()
+            pipeline._record("INBOX", 1, Fetched(uid, when, len(raw), raw))
+        pipeline._process_pending("INBOX", 1, CycleResult())
+    finally:
+        pipeline.store.close()
 
 
 def test_sheets_headers_and_formula_safety(tmp_path: Path, reference):
@@ -35,10 +38,8 @@ def test_sheets_headers_and_formula_safety(tmp_path: Path, reference):
     rows[1][12] = "+HYPERLINK(\"http://x\")"
     message = unit_mail(unit.emails[0], "board@example.org", "@SUM(1)",
                         attachments=[("ds.xlsx", form(settings, reference, unit, rows))])
-    pipeline = file_offline(settings, [(message, datetime(2021, 2, 1, 8, 0).astimezone())])
-    from intake.workbook import write
-
-    path = write(pipeline.store, reference, settings)
+    file_offline(settings, [(message, datetime(2021, 2, 1, 8, 0).astimezone())])
+    path = rebuild(settings)
     book = load_workbook(path)
     assert book.sheetnames == SHEETS
     for name, headers in zip(SHEETS, [SUMMARY, ROWS, FINDINGS, COVERAGE, LOG], strict=True):
@@ -74,9 +75,8 @@ def test_coverage_sheet_counts_a_partial_submission(tmp_path: Path, reference):
     missing_hamlet = rows[-1][2].removeprefix("Chi đoàn ")
     message = unit_mail(unit.emails[0], "board@example.org", "DS",
                         attachments=[("ds.xlsx", form(settings, reference, unit, kept))])
-    pipeline = file_offline(settings, [(message, datetime(2021, 2, 1, 8, 0).astimezone())])
+    file_offline(settings, [(message, datetime(2021, 2, 1, 8, 0).astimezone())])
     path = rebuild(settings)
-    del pipeline
     cover = [r for r in load_workbook(path)["Độ phủ NTM-ĐTVM"].iter_rows(min_row=2,
                                                                          values_only=True)
              if r[1] == titled.name]
@@ -122,10 +122,11 @@ def test_addition_resubmission_and_silent_units(tmp_path: Path, reference):
                       attachments=[("dot1.xlsx", form(settings, reference, unit, rows[:half]))])
     addition = unit_mail(unit.emails[0], "ban@example.org", "BỔ SUNG danh sách", attachments=[
         ("dot2.xlsx", form(settings, reference, unit, [changed, *rows[half:]]))])
-    pipeline = file_offline(settings, [(first, datetime(2021, 2, 1, 8, 0).astimezone()),
-                                       (addition, datetime(2021, 2, 2, 8, 0).astimezone())])
-    statuses = [r["status"] for r in pipeline.store.query("SELECT status FROM submissions"
-                                                          " ORDER BY id")]
+    file_offline(settings, [(first, datetime(2021, 2, 1, 8, 0).astimezone()),
+                            (addition, datetime(2021, 2, 2, 8, 0).astimezone())])
+    store = open_store(settings.paths.data_dir)
+    statuses = [r["status"] for r in store.query("SELECT status FROM submissions ORDER BY id")]
+    store.close()
     assert statuses == ["needs-correction", "accepted"]  # coverage complete only after
     path = rebuild(settings)
     book = load_workbook(path)
@@ -144,19 +145,10 @@ def test_addition_resubmission_and_silent_units(tmp_path: Path, reference):
     # A full resend replaces everything the unit had.
     again = unit_mail(unit.emails[0], "ban@example.org", "Danh sách (gửi lại)",
                       attachments=[("dot3.xlsx", form(settings, reference, unit, rows[:2]))])
-    pipeline.store.close()
-    file_offline_more(settings, again, datetime(2021, 2, 3, 8, 0).astimezone(), uid=3)
+    file_offline(settings, [(again, datetime(2021, 2, 3, 8, 0).astimezone())], first_uid=3)
     listing = [r for r in load_workbook(rebuild(settings))["Danh sách"].iter_rows(
         min_row=2, values_only=True) if r[0] == unit.name]
     assert {r[13] for r in listing} == {"dot3.xlsx"} and len(listing) == 2
-
-
-def file_offline_more(settings, message, when, uid: int) -> None:
-    pipeline = Pipeline(settings)
-    raw = message.as_bytes()
-    pipeline._record("INBOX", 1, Fetched(uid, when, len(raw), raw))
-    pipeline._process_pending("INBOX", 1, type("R", (), {"statuses": {}, "errors": []})())
-    pipeline.store.close()
 
 
 def test_libreoffice_opens_the_workbook_and_renders_the_summary(tmp_path: Path, reference):
@@ -173,7 +165,8 @@ def test_libreoffice_opens_the_workbook_and_renders_the_summary(tmp_path: Path, 
         message = unit_mail(unit.emails[0], "ban@example.org", "DS", attachments=[
             ("ds.xlsx", form(settings, reference, unit, eligible_rows(settings, reference,
                                                                       unit)))])
-        file_offline_more(settings, message, datetime(2021, 2, 1, 8, 0).astimezone(), uid=uid)
+        file_offline(settings, [(message, datetime(2021, 2, 1, 8, 0).astimezone())],
+                     first_uid=uid)
     path = rebuild(settings)
     assert [r[2] for r in load_workbook(path)["Tổng hợp"].iter_rows(min_row=2, values_only=True)
             if r[0] in ("Huyện đoàn Châu Thành", "Huyện đoàn Chợ Lách")] == [1, 1]
@@ -220,7 +213,7 @@ def test_two_units_registering_the_same_hamlet(tmp_path: Path, reference):
         messages.append((unit_mail(unit.emails[0], "ban@example.org", "DS", attachments=[
             (f"{code}.xlsx", form(settings, reference, unit, [row]))]),
             datetime(2021, 2, uid, 8, 0).astimezone()))
-    file_offline(settings, messages).store.close()
+    file_offline(settings, messages)
     book = load_workbook(rebuild(settings))
     conflicts = [r for r in book["Lỗi"].iter_rows(min_row=2, values_only=True)
                  if r[5] == "ROW_CONFLICT"]
