@@ -72,13 +72,20 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_poll(args: argparse.Namespace, settings: Settings) -> int:
     """Run one intake cycle now, then exit (exit 1 if the mailbox could not be reached).
 
+    Beside a running `intake run` it waits for the daemon's step to finish, then works
+    alone. --backlog also takes mail that was in the folder before the first start
+    (left alone by [mailbox] start_from), and answers it.
+
     Example: INTAKE_IMAP_PASSWORD=... intake poll
     """
     from .pipeline import Pipeline
 
+    def waiting() -> None:
+        print("waiting for the running intake step to finish…", file=sys.stderr)
+
     pipeline = Pipeline(settings)
     try:
-        result = pipeline.run_cycle()
+        result = pipeline.run_cycle(backlog=args.backlog, on_wait=waiting)
     finally:
         pipeline.store.close()
     print(f"fetched={result.fetched} statuses={result.statuses} sent={result.sent} "
@@ -257,7 +264,9 @@ def parser() -> argparse.ArgumentParser:
     add("demo", cmd_demo)
     run = add("run", cmd_run)
     run.add_argument("--interval", type=float, default=None, help="minutes between polls")
-    add("poll", cmd_poll)
+    poll = add("poll", cmd_poll)
+    poll.add_argument("--backlog", action="store_true",
+                      help="also take the mail that was there before the first start")
     check = add("check", cmd_check)
     check.add_argument("files", nargs="+", metavar="FILE")
     check.add_argument("--unit", metavar="CODE")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import tomllib
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -63,6 +63,9 @@ class Mailbox(_Section):
     batch_size: int = Field(50, ge=1, le=1000)
     max_attempts: int = Field(3, ge=1)
     ca_file: Path | None = None
+    # First start: "now" leaves mail already in the folder alone, a date takes mail received
+    # from that day on, "all" takes everything (``intake poll --backlog`` does so later).
+    start_from: Literal["now", "all"] | date = "now"
 
 
 class Smtp(_Section):

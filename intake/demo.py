@@ -93,7 +93,7 @@ def demo_settings(base: Settings, folder: Path, imap_port: int, smtp_port: int) 
         limits=base.limits.model_dump(),
         mailbox={"host": "127.0.0.1", "port": imap_port, "security": "none",
                  "username": DEMO_USER, "password_env": "INTAKE_DEMO_IMAP_PASSWORD",
-                 "timeout_seconds": 20},
+                 "timeout_seconds": 20, "start_from": "all"},
         smtp={"host": "127.0.0.1", "port": smtp_port, "security": "none", "username": "",
               "from_address": DEMO_USER, "max_replies_per_hour": 20},
         paths={"reference_dir": str(base.paths.reference_dir), "data_dir": str(folder),

@@ -36,6 +36,18 @@ class MailboxError(IntakeError):
     hint = "check [mailbox] host, port, security and the password environment variable"
 
 
+class StorageError(IntakeError):
+    """A local file (the store, the archive, the workbook) could not be read or written."""
+
+    hint = "check free disk space and the permissions of [paths] data_dir"
+
+
+class StoreCorruptError(IntakeError):
+    """The state store is unreadable, or empty while the data it indexes still exists."""
+
+    hint = "restore intake.sqlite3 from a backup; never delete it to start over"
+
+
 class SmtpError(IntakeError):
     """Sending mail failed in a way that is worth telling the operator about."""
 

@@ -10,28 +10,29 @@ fetched twice and nothing recorded is forgotten.
 from __future__ import annotations
 
 import hashlib
-import imaplib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
 from pathlib import Path
 
 from imap_tools import MailBox
 
-from .config import Settings
-from .errors import MailboxError
+from . import archive
+from .config import TZ, Settings
+from .errors import MailboxError, StorageError
 from .findings import Finding, finding
+from .locks import cycle_lock
 from .mail import imap, smtp
-from .mail.attachments import extract, safe_name
-from .mail.envelope import Envelope, envelope, parse
+from .mail.attachments import extract
+from .mail.envelope import Envelope, envelope, identity, parse
 from .reference import Reference, Unit, load_reference
 from .replies import build as build_reply
 from .replies import check_templates, group_findings, local_time, where
 from .sheets.annotate import annotate, annotated_name
 from .sheets.checks import RowResult, check_coverage
 from .sheets.report import Report, check_files
-from .store import Store, now_iso, open_store
+from .store import Stage, Store, now_iso, open_store
 from .text import name_key
 from .workbook import LEVELS
 from .workbook import write as write_workbook
@@ -74,118 +75,173 @@ class Pipeline:
         self.store = store or open_store(settings.paths.data_dir)
         self.reference = reference or load_reference(settings.paths.reference_dir)
         self.templates = check_templates(settings.paths.templates_dir)
-        self.archive = settings.paths.data_dir / "archive"
         self.on_message: Callable[[str], None] | None = None  # progress: called per message
 
     # -- the cycle -------------------------------------------------------------------
 
-    def run_cycle(self, password: str | None = None) -> CycleResult:
-        """Poll once; raises ``MailboxError`` when the mailbox cannot be reached."""
+    def run_cycle(self, password: str | None = None, *, backlog: bool = False,
+                  on_wait: Callable[[], None] | None = None) -> CycleResult:
+        """Poll once, holding the cycle lock (another cycle or staff step waits its turn).
+
+        Raises ``MailboxError`` when the mailbox cannot be reached and ``StorageError``
+        when a local file cannot be written. ``backlog`` also takes mail that arrived
+        before the first start (``[mailbox] start_from``).
+        """
         settings = self.settings
         result = CycleResult()
         password = password if password is not None else settings.mail_secret(
             settings.mailbox.password_env, settings.mailbox.timeout_seconds)
-        try:
-            self._cycle(password, result)
-        except (OSError, imaplib.IMAP4.error, imaplib.IMAP4.abort) as exc:
-            # The connection broke mid-cycle: what was recorded stays recorded, and the
-            # next cycle finishes it (steps are idempotent). Report it as unreachable.
-            raise MailboxError(f"IMAP connection lost during the cycle: {exc}") from None
-        self.store.event("cycle", f"fetched={result.fetched}")
-        result.workbook = write_workbook(self.store, self.reference, settings)
+        with cycle_lock(settings.paths.data_dir, on_wait=on_wait):
+            try:
+                self._cycle(password, result, backlog)
+                self.store.event("cycle", f"fetched={result.fetched}")
+                result.workbook = write_workbook(self.store, self.reference, settings)
+            except OSError as exc:  # IMAP failures arrive as MailboxError: this one is ours
+                raise StorageError(f"cannot write {exc.filename or 'a local file'}: "
+                                   f"{exc.strerror or exc}") from None
         return result
 
-    def _cycle(self, password: str | None, result: CycleResult) -> None:
+    def _cycle(self, password: str | None, result: CycleResult, backlog: bool) -> None:
         settings = self.settings
         with imap.connect(settings.mailbox, password) as box:
             for folder in (settings.mailbox.processed_folder, settings.mailbox.review_folder):
                 imap.ensure_folder(box, folder)
             folder = settings.mailbox.folder
             validity = imap.select(box, folder)
-            last_uid = self._high_water(folder, validity)
-            uids = imap.uids_after(box, last_uid)
+            last_uid, since = self._high_water(box, folder, validity)
+            if backlog:
+                known = {int(r["uid"]) for r in self.store.query(
+                    "SELECT uid FROM messages WHERE folder=? AND uidvalidity=?",
+                    (folder, validity))}
+                uids, since = [u for u in imap.all_uids(box) if u not in known], None
+            else:
+                uids = imap.uids_after(box, last_uid)
             for start in range(0, len(uids), settings.mailbox.batch_size):
                 batch = uids[start:start + settings.mailbox.batch_size]
                 for item in imap.fetch(box, batch, settings.limits.max_message_bytes):
+                    if since and item.internal_date and item.internal_date < since:
+                        self._skip_old(folder, item.uid)
+                        continue
                     result.fetched += 1
                     self._record(folder, validity, item)
-            self._process_pending(folder, validity, result)
+            self._process_pending(result)
             result.sent = smtp.deliver(self.store, settings)
             result.moved = self._move_done(box, folder, validity, result)
 
-    def _high_water(self, folder: str, validity: int) -> int:
+    def _high_water(self, box: MailBox, folder: str, validity: int
+                    ) -> tuple[int, datetime | None]:
+        """The last UID already seen, and the instant before which mail is left alone.
+
+        On a first start the mark is set by ``start_from``; after a UIDVALIDITY change
+        every UID is new again and the whole folder is re-read (repeats are recognised by
+        Message-ID and content), still leaving alone what came before the first start.
+        """
         row = self.store.one("SELECT uidvalidity, last_uid FROM folders WHERE name=?", (folder,))
-        with self.store.transaction():
-            if row is None:
-                self.store.db.execute("INSERT INTO folders(name, uidvalidity, last_uid)"
-                                      " VALUES (?,?,0)", (folder, validity))
-                return 0
-            if int(row["uidvalidity"]) != validity:
-                # Every UID is new again: re-read, and let Message-ID + sha256 find repeats.
-                log.warning("UIDVALIDITY of %s changed %s -> %s", folder, row["uidvalidity"],
-                            validity)
+        since_key = f"since:{folder}"
+        since_row = self.store.one("SELECT value FROM meta WHERE key=?", (since_key,))
+        since = datetime.fromisoformat(since_row[0]) if since_row else None
+        if row is None:
+            start = self.settings.mailbox.start_from
+            if start == "all":
+                last = 0
+            else:
+                day = None if start == "now" else start
+                last = imap.last_uid_before(box, day)  # type: ignore[arg-type]
+                since = (datetime.now(UTC) if day is None
+                         else datetime.combine(day, time(0), tzinfo=TZ))  # type: ignore[arg-type]
+            with self.store.transaction() as db:
+                db.execute("INSERT INTO folders(name, uidvalidity, last_uid) VALUES (?,?,?)",
+                           (folder, validity, last))
+                if since is not None:
+                    db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?,?)",
+                               (since_key, since.isoformat(timespec="seconds")))
+                self.store.event("start", f"{folder}: start_from={start}, mail up to UID "
+                                 f"{last} left alone")
+            return last, since
+        if int(row["uidvalidity"]) != validity:
+            log.warning("UIDVALIDITY of %s changed %s -> %s", folder, row["uidvalidity"],
+                        validity)
+            with self.store.transaction() as db:
                 self.store.event("uidvalidity", f"{folder}: {row['uidvalidity']} -> {validity}")
-                self.store.db.execute("UPDATE folders SET uidvalidity=?, last_uid=0 WHERE name=?",
-                                      (validity, folder))
-                return 0
-        return int(row["last_uid"])
+                db.execute("UPDATE folders SET uidvalidity=?, last_uid=0 WHERE name=?",
+                           (validity, folder))
+            return 0, since
+        return int(row["last_uid"]), since
+
+    def _skip_old(self, folder: str, uid: int) -> None:
+        with self.store.transaction() as db:
+            db.execute("UPDATE folders SET last_uid=MAX(last_uid, ?) WHERE name=?", (uid, folder))
 
     def _record(self, folder: str, validity: int, item: imap.Fetched) -> None:
-        """Step 1: remember the message (and archive it) before doing anything with it."""
-        raw = item.raw or b""
-        digest = hashlib.sha256(raw).hexdigest()
+        """Step 1: remember the message (and archive it) before doing anything with it.
+
+        Nothing here may raise for what the message contains: a message that cannot be
+        parsed is still recorded, and its processing error sets it aside for staff.
+        """
+        raw = item.raw
         received = (item.internal_date or datetime.now(UTC)).astimezone(UTC)
-        archive = self._archive_raw(raw, digest) if item.raw is not None else ""
-        message = parse(raw) if raw else None
-        message_id = ""
-        sender = subject = ""
-        if message is not None:
-            env = envelope(message, set(), self.settings.rules.authserv_id, set())
-            message_id, sender, subject = env.message_id, env.sender, env.subject
+        status: str | None = None
+        detail = ""
+        stage = Stage.RECORDED
+        digest = path = ""
+        message_id = sender = subject = ""
+        if item.missing:
+            status, stage = "ignored", Stage.MOVED
+            detail = "thư đã bị xóa khỏi hộp thư (bởi một chương trình khác) trước khi tải về"
+        elif raw is None:
+            status, stage = "held", Stage.FILED
+            detail = (f"thư quá lớn ({item.size / 1_000_000:.1f} MB, giới hạn "
+                      f"{self.settings.limits.max_message_bytes / 1_000_000:.0f} MB), chưa tải về")
+        else:
+            digest = hashlib.sha256(raw).hexdigest()
+            path = archive.keep_message(self.settings.paths.data_dir, raw)
+            message_id, sender, subject = identity(raw, self.settings.rules.authserv_id)
         with self.store.transaction() as db:
             exists = db.execute("SELECT 1 FROM messages WHERE folder=? AND uidvalidity=? AND uid=?",
                                 (folder, validity, item.uid)).fetchone()
-            if not exists:
-                twin = db.execute("SELECT id FROM messages WHERE message_id=? AND sha256=? AND"
-                                  " message_id != '' ORDER BY id LIMIT 1",
-                                  (message_id, digest)).fetchone()
-                status = None
-                detail = ""
-                if item.raw is None:
-                    status, detail = "held", (f"thư quá lớn ({item.size // 1_000_000} MB), "
-                                              "chưa tải về")
+            twin = db.execute(
+                "SELECT id, folder, uidvalidity, stage FROM messages WHERE message_id=? AND"
+                " sha256=? ORDER BY id LIMIT 1", (message_id, digest)).fetchone() \
+                if digest and not exists else None
+            if exists:
+                pass
+            elif twin is not None and twin["folder"] == folder and \
+                    int(twin["uidvalidity"]) != validity and twin["stage"] != Stage.MOVED:
+                # The same message, renumbered by a UIDVALIDITY change before we finished
+                # with it: it takes its new address and its work goes on from where it was.
+                db.execute("UPDATE messages SET uidvalidity=?, uid=? WHERE id=?",
+                           (validity, item.uid, twin["id"]))
+                log.info("uid=%s is message %s renumbered; its work continues", item.uid,
+                         twin["id"])
+            else:
+                filed_twin = twin is not None and twin["stage"] != Stage.RECORDED
+                if filed_twin:
+                    status, detail, stage = "ignored", "thư trùng lặp", Stage.FILED
                 db.execute(
                     "INSERT INTO messages(folder, uidvalidity, uid, message_id, sha256, received_at,"
                     " sender, subject, status, detail, stage, archive, duplicate_of, created_at)"
                     " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (folder, validity, item.uid, message_id, digest,
-                     received.isoformat(timespec="seconds"), sender, subject,
-                     "ignored" if twin else status, "thư trùng lặp" if twin else detail,
-                     "filed" if (twin or status) else "recorded", archive,
-                     twin[0] if twin else None, now_iso()))
+                     received.isoformat(timespec="seconds"), sender, subject, status, detail,
+                     stage, path, twin["id"] if twin else None, now_iso()))
             db.execute("UPDATE folders SET last_uid=MAX(last_uid, ?) WHERE name=?",
                        (item.uid, folder))
         log.info("recorded uid=%s message_id=%s", item.uid, message_id)
 
-    def _archive_raw(self, raw: bytes, digest: str) -> str:
-        """Originals kept unchanged, named by content, never overwritten."""
-        self.archive.mkdir(parents=True, exist_ok=True)
-        path = self.archive / f"{digest}.eml"
-        if not path.exists():
-            temp = path.with_suffix(".tmp")
-            temp.write_bytes(raw)
-            temp.replace(path)
-        return str(path.relative_to(self.settings.paths.data_dir))
-
-    def _process_pending(self, folder: str, validity: int, result: CycleResult) -> None:
-        pending = self.store.query(
-            "SELECT * FROM messages WHERE folder=? AND uidvalidity=? AND stage='recorded'"
-            " ORDER BY uid", (folder, validity))
+    def _process_pending(self, result: CycleResult) -> None:
+        """Decide and file every recorded message, whatever folder or UIDVALIDITY it was
+        recorded under (work left by a crash is finished even after a renumbering)."""
+        pending = self.store.query("SELECT * FROM messages WHERE stage=? ORDER BY id",
+                                   (Stage.RECORDED,))
         for row in pending:
             try:
-                raw = (self.settings.paths.data_dir / row["archive"]).read_bytes()
+                if row["duplicate_of"] is not None:
+                    self._settle_duplicate(row)
+                    continue
+                raw = archive.read(self.settings.paths.data_dir, row["archive"])
                 outcome = self.decide(raw, datetime.fromisoformat(row["received_at"]))
-                self.file(row, outcome)
+                if not self.file(row, outcome):
+                    continue
                 result.statuses[outcome.status] = result.statuses.get(outcome.status, 0) + 1
                 if self.on_message:
                     self.on_message(outcome.status)
@@ -193,15 +249,27 @@ class Pipeline:
                 log.exception("processing failed uid=%s", row["uid"])
                 self._failed(row, exc, result)
 
+    def _settle_duplicate(self, row) -> None:
+        """A second copy waits for its twin: once the twin is filed, the copy is ignored;
+        until then it stays pending (a copy is a duplicate only of a twin that was filed)."""
+        with self.store.transaction() as db:
+            twin = db.execute("SELECT stage FROM messages WHERE id=?",
+                              (row["duplicate_of"],)).fetchone()
+            if twin is None or twin["stage"] == Stage.RECORDED:
+                return
+            db.execute("UPDATE messages SET status='ignored', detail='thư trùng lặp', stage=?"
+                       " WHERE id=? AND stage=?", (Stage.FILED, row["id"], Stage.RECORDED))
+
     def _failed(self, row, exc: Exception, result: CycleResult) -> None:
         attempts = int(row["attempts"]) + 1
         error = f"{type(exc).__name__}: {exc}"[:500]
         result.errors.append(f"uid {row['uid']}: {error}")
         with self.store.transaction() as db:
             if attempts >= self.settings.mailbox.max_attempts:
-                db.execute("UPDATE messages SET attempts=?, error=?, status='held', stage='filed',"
-                           " detail=? WHERE id=?",
-                           (attempts, error, "lỗi khi xử lý, chờ Ban xem xét", row["id"]))
+                db.execute("UPDATE messages SET attempts=?, error=?, status='held', stage=?,"
+                           " detail=? WHERE id=? AND stage=?",
+                           (attempts, error, Stage.FILED, "lỗi khi xử lý, chờ Ban xem xét",
+                            row["id"], Stage.RECORDED))
             else:
                 db.execute("UPDATE messages SET attempts=?, error=? WHERE id=?",
                            (attempts, error, row["id"]))
@@ -229,8 +297,10 @@ class Pipeline:
             return Outcome("ignored", detail=f"thư tự động ({env.auto_reason})")
         unit = self.reference.unit_for_address(env.sender)
         if unit is None:
+            # Answer only a sender who is real: a reply to a forged From is backscatter.
+            genuine = not settings.rules.require_sender_auth or env.auth == "pass"
             return Outcome("unknown-sender", detail=f"địa chỉ {env.sender or '(trống)'} chưa đăng ký",
-                           reply_kind="unknown-sender" if env.sender else "",
+                           reply_kind="unknown-sender" if env.sender and genuine else "",
                            reply_context=context)
         context["unit_name"] = unit.name
         if settings.rules.require_sender_auth and env.auth != "pass":
@@ -264,22 +334,31 @@ class Pipeline:
 
     # -- filing -----------------------------------------------------------------------
 
-    def file(self, row, outcome: Outcome) -> None:
-        """Steps 6–7 in one transaction: submission, rows, findings, and the queued reply."""
+    def file(self, row, outcome: Outcome) -> bool:
+        """Steps 6–7 in one transaction: submission, rows, findings, and the queued reply.
+
+        The stage is read again inside the transaction: a message someone else filed in
+        the meantime is left as it is (returns False), never filed or answered twice.
+        """
         env = outcome.envelope
         assert env is not None, "file() takes an outcome from decide()"
         with self.store.transaction() as db:
+            current = db.execute("SELECT stage FROM messages WHERE id=?", (row["id"],)).fetchone()
+            if current is None or current["stage"] != Stage.RECORDED:
+                log.info("uid=%s already filed elsewhere; left as it is", row["uid"])
+                return False
             names = ", ".join(name for name, _ in outcome.attachments)
             if outcome.report is not None and outcome.unit is not None:
                 outcome.status = self._file_submission(row, outcome, env)
             db.execute("UPDATE messages SET status=?, unit_code=?, detail=?, late=?, attachments=?,"
-                       " stage='filed', error='' WHERE id=?",
+                       " stage=?, error='' WHERE id=?",
                        (outcome.status, outcome.unit.code if outcome.unit else None,
-                        outcome.detail, int(outcome.late), names, row["id"]))
+                        outcome.detail, int(outcome.late), names, Stage.FILED, row["id"]))
             if outcome.reply_kind or outcome.report is not None:
                 self._queue_reply(row, outcome, env)
         log.info("filed uid=%s status=%s unit=%s", row["uid"], outcome.status,
                  outcome.unit.code if outcome.unit else "-")
+        return True
 
     def _file_submission(self, row, outcome: Outcome, env: Envelope) -> str:
         db = self.store.db
@@ -294,9 +373,9 @@ class Pipeline:
              int(outcome.late)))
         submission = cursor.lastrowid
         for name, data in outcome.attachments:
-            digest = hashlib.sha256(data).hexdigest()
+            path, digest = archive.keep_attachment(self.settings.paths.data_dir, name, data)
             db.execute("INSERT INTO files(submission, name, sha256, path) VALUES (?,?,?,?)",
-                       (submission, name, digest, self._archive_file(name, data, digest)))
+                       (submission, name, digest, path))
         if addition:
             for result in report.results:
                 key = self._hamlet(result)
@@ -392,14 +471,6 @@ class Pipeline:
             (submission, row_id, unit_code, f.file, f.sheet, f.row, f.column, f.code, f.level,
              f.field, f.value, f.message, f.suggestion))
 
-    def _archive_file(self, name: str, data: bytes, digest: str) -> str:
-        folder = self.archive / "files"
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{digest[:16]}-{safe_name(name)}"
-        if not path.exists():
-            path.write_bytes(data)
-        return str(path.relative_to(self.settings.paths.data_dir))
-
     def _summary(self, report: Report, coverage: list[Finding], outcome: Outcome
                  ) -> dict[str, object]:
         findings = report.findings + coverage + outcome.extra_findings
@@ -446,7 +517,11 @@ class Pipeline:
             extra = coverage if index == 0 else []
             if not any(f.is_error for f in file.all_findings) and not extra:
                 continue
-            data = annotate(file, extra)
+            try:
+                data = annotate(file, extra)
+            except Exception:  # the reply still goes, listing every finding in its body
+                log.exception("could not mark up %s; the reply goes without it", file.file)
+                continue
             if data is not None:
                 out.append((annotated_name(file.file), data))
         return out
@@ -454,28 +529,37 @@ class Pipeline:
     # -- moving -----------------------------------------------------------------------
 
     def _move_done(self, box: MailBox, folder: str, validity: int, result: CycleResult) -> int:
-        """Step 8: answered messages leave the watched folder (review when held)."""
+        """Step 8: answered messages leave the watched folder (review when held).
+
+        The stage becomes "moving" before the server is asked, so a move interrupted by a
+        crash is known as such and retried without copying the message a second time.
+        """
         moved = 0
         for row in self.store.query(
-            "SELECT id, uid, status FROM messages WHERE folder=? AND uidvalidity=? AND"
-            " stage='filed' ORDER BY uid", (folder, validity)):
+            "SELECT id, uid, status, stage, message_id FROM messages WHERE folder=? AND"
+            " uidvalidity=? AND stage IN (?, ?) ORDER BY uid",
+                (folder, validity, Stage.FILED, Stage.MOVING)):
             target = (self.settings.mailbox.review_folder if row["status"] in REVIEW_STATUSES
                       else self.settings.mailbox.processed_folder)
+            with self.store.transaction() as db:
+                db.execute("UPDATE messages SET stage=? WHERE id=?", (Stage.MOVING, row["id"]))
             try:
-                imap.move(box, int(row["uid"]), target)
-            except Exception as exc:  # left 'filed': the next cycle tries again
+                imap.move(box, int(row["uid"]), target, message_id=row["message_id"],
+                          retry=row["stage"] == Stage.MOVING)
+            except MailboxError as exc:  # left "moving": the next cycle tries again
                 result.errors.append(f"uid {row['uid']}: {exc}")
                 continue
             with self.store.transaction() as db:
-                db.execute("UPDATE messages SET stage='moved' WHERE id=?", (row["id"],))
+                db.execute("UPDATE messages SET stage=? WHERE id=?", (Stage.MOVED, row["id"]))
             moved += 1
         return moved
 
 
 def rebuild(settings: Settings) -> Path:
-    """Rewrite the workbook from the store alone (``intake rebuild``)."""
+    """Rewrite the workbook from the store alone (``intake rebuild``), in its turn."""
     store = open_store(settings.paths.data_dir)
     try:
-        return write_workbook(store, load_reference(settings.paths.reference_dir), settings)
+        with cycle_lock(settings.paths.data_dir):
+            return write_workbook(store, load_reference(settings.paths.reference_dir), settings)
     finally:
         store.close()

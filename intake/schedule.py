@@ -7,48 +7,21 @@ running cycle finish, then exit 0.
 
 from __future__ import annotations
 
-import fcntl
 import logging
-import os
 import signal
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from apscheduler.schedulers.blocking import BlockingScheduler
 
 from . import campaign
 from .config import TZ, Settings
-from .errors import IntakeError, LockError, MailboxError
+from .errors import IntakeError, MailboxError
+from .locks import cycle_lock, instance_lock
 from .mail import imap, smtp
 from .pipeline import Pipeline
 
 log = logging.getLogger(__name__)
-
-
-@contextmanager
-def instance_lock(data_dir: Path) -> Iterator[Path]:
-    """An exclusive lock file; a second process on the same data folder is refused."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    path = data_dir / "intake.lock"
-    handle = path.open("a+")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        handle.close()
-        raise LockError(f"another intake process is already running on {data_dir}",
-                        hint="stop it first, or give this one another data_dir") from None
-    handle.seek(0)
-    handle.truncate()
-    handle.write(str(os.getpid()))
-    handle.flush()
-    try:
-        yield path
-    finally:
-        fcntl.flock(handle, fcntl.LOCK_UN)
-        handle.close()
 
 
 def poll_job(settings: Settings) -> None:
@@ -63,27 +36,37 @@ def poll_job(settings: Settings) -> None:
         result = pipeline.run_cycle()
         log.info("cycle done fetched=%s statuses=%s sent=%s", result.fetched, result.statuses,
                  result.sent)
-        for event in pipeline.store.query("SELECT id, detail FROM events WHERE kind='uidvalidity'"):
-            campaign.alert(pipeline.store, settings, pipeline.templates, now,
-                           f"UIDVALIDITY của hộp thư thay đổi ({event['detail']}); hệ thống đã "
-                           "đối chiếu lại bằng Message-ID, không ghi nhận trùng.",
-                           f"alert:uidvalidity:{event['id']}")
+        with cycle_lock(settings.paths.data_dir):
+            for event in pipeline.store.query(
+                    "SELECT id, detail FROM events WHERE kind='uidvalidity'"):
+                campaign.alert(pipeline.store, settings, pipeline.templates, now,
+                               f"UIDVALIDITY của hộp thư thay đổi ({event['detail']}); hệ thống "
+                               "đã đối chiếu lại bằng Message-ID, không ghi nhận trùng.",
+                               f"alert:uidvalidity:{event['id']}")
+            _deliver_quietly(pipeline)
     except MailboxError as exc:
         log.error("cycle failed: %s", exc)
-        pipeline.store.event("cycle-failed", str(exc)[:300])
-        if "login" in str(exc).lower():
-            campaign.alert(pipeline.store, settings, pipeline.templates, now,
-                           f"không đăng nhập được hộp thư: {exc}",
-                           f"alert:login:{now.astimezone(TZ):%Y-%m-%d}")
+        with cycle_lock(settings.paths.data_dir):
+            pipeline.store.event("cycle-failed", str(exc)[:300])
+            if "login" in str(exc).lower():
+                campaign.alert(pipeline.store, settings, pipeline.templates, now,
+                               f"không đăng nhập được hộp thư: {exc}",
+                               f"alert:login:{now.astimezone(TZ):%Y-%m-%d}")
+            _deliver_quietly(pipeline)  # replies already queued still go out
+    except IntakeError as exc:
+        log.error("cycle failed: %s", exc)
     except Exception:
         log.exception("cycle failed unexpectedly")
     finally:
-        _deliver_quietly(pipeline)
         pipeline.store.close()
 
 
 def campaign_job(settings: Settings, now: datetime | None = None) -> None:
-    """Reminders, digest, final report and the watchdog; each sends once when due."""
+    """Reminders, digest, final report and the watchdog; each sends once when due.
+
+    Holds the cycle lock like an intake cycle: the two jobs of ``intake run`` (and any
+    ``intake poll`` beside it) take turns on the store and the outbox.
+    """
     now = now or datetime.now(UTC)
     try:
         pipeline = Pipeline(settings)
@@ -91,22 +74,24 @@ def campaign_job(settings: Settings, now: datetime | None = None) -> None:
         log.error("campaign job not started: %s", exc)
         return
     try:
-        store, reference, env = pipeline.store, pipeline.reference, pipeline.templates
-        sent = campaign.send_reminders(store, reference, settings, env, now)
-        digests = campaign.send_digest(store, reference, settings, env, now)
-        reports = campaign.send_final_report(store, reference, settings, env, now)
-        alerts = campaign.watchdog(store, settings, env, now)
-        if sent or digests or reports or alerts:
-            log.info("campaign reminders=%s digest=%s final=%s alerts=%s", sent, digests,
-                     reports, alerts)
+        with cycle_lock(settings.paths.data_dir):
+            store, reference, env = pipeline.store, pipeline.reference, pipeline.templates
+            sent = campaign.send_reminders(store, reference, settings, env, now)
+            digests = campaign.send_digest(store, reference, settings, env, now)
+            reports = campaign.send_final_report(store, reference, settings, env, now)
+            alerts = campaign.watchdog(store, settings, env, now)
+            if sent or digests or reports or alerts:
+                log.info("campaign reminders=%s digest=%s final=%s alerts=%s", sent, digests,
+                         reports, alerts)
+            _deliver_quietly(pipeline)
     except Exception:
         log.exception("campaign job failed")
     finally:
-        _deliver_quietly(pipeline)
         pipeline.store.close()
 
 
 def _deliver_quietly(pipeline: Pipeline) -> None:
+    """Send what is due; the caller holds the cycle lock."""
     try:
         smtp.deliver(pipeline.store, pipeline.settings)
     except Exception:

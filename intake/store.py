@@ -12,7 +12,17 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
+
+
+class Stage(StrEnum):
+    """Where a message is on its way through one cycle (``messages.stage``)."""
+
+    RECORDED = "recorded"  # archived and remembered; not yet decided
+    FILED = "filed"        # decided, filed, its reply queued: all in one transaction
+    MOVING = "moving"      # a move to the processed/review folder was started
+    MOVED = "moved"        # out of the watched folder (or nothing left to move)
 
 SCHEMA_VERSION = 1
 

@@ -236,7 +236,9 @@ def make_settings(base: Path, **sections: dict) -> Settings:
     paths = {"reference_dir": str(REFERENCE), "templates_dir": str(TEMPLATES),
              "data_dir": str(base / "data"), "workbook": str(base / "data" / "TongHop.xlsx")}
     paths.update(sections.pop("paths", {}))
-    return settings_for(base, paths=paths, **sections)
+    # Tests put mail in the box before the first poll: take it all (the default is "now").
+    mailbox = {"start_from": "all", **sections.pop("mailbox", {})}
+    return settings_for(base, paths=paths, mailbox=mailbox, **sections)
 
 
 @pytest.fixture
@@ -293,6 +295,7 @@ security = "none"
 username = "{user}"
 password_env = "{password_env}"
 timeout_seconds = 10
+start_from = "all"
 [smtp]
 host = "127.0.0.1"
 port = {smtp_port}

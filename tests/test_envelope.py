@@ -85,3 +85,7 @@ def test_hostile_file_names_are_made_safe():
     assert safe_name("") == "tep-dinh-kem"
     assert len(safe_name("x" * 400 + ".xlsx")) == 120 and safe_name("x" * 400 + ".xlsx").endswith(
         ".xlsx")
+    # Capped in bytes (file systems count bytes), never splitting a letter.
+    vietnamese = safe_name("ệ" * 79 + ".xlsx")
+    assert len(vietnamese.encode()) <= 120 and vietnamese.endswith(".xlsx")
+    assert vietnamese == "ệ" * 38 + ".xlsx"  # 38 × 3 bytes + 5 = 119 ≤ 120 < 39 × 3 + 5

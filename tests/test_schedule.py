@@ -128,7 +128,7 @@ def test_run_as_a_daemon(tmp_path, dovecot, smtp_sink, reference, poll_minutes, 
         assert daemon.poll() is None, daemon.stderr.read() if daemon.stderr else ""
         second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=30)
         assert second.returncode != 0
-        assert "another intake process is already running" in second.stderr
+        assert "another intake run is already running" in second.stderr
         unit = reference.units["CT"]
         settings = make_settings(tmp_path)
         dovecot.deliver(user, unit_mail(unit.emails[0], user, "DS", attachments=[

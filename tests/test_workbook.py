@@ -25,7 +25,7 @@ def file_offline(settings, messages: list, first_uid: int = 1) -> None:
         for uid, (message, when) in enumerate(messages, start=first_uid):
             raw = message.as_bytes()
             pipeline._record("INBOX", 1, Fetched(uid, when, len(raw), raw))
-        pipeline._process_pending("INBOX", 1, CycleResult())
+        pipeline._process_pending(CycleResult())
     finally:
         pipeline.store.close()
 

@@ -26,14 +26,22 @@ SPREADSHEET_TYPES = {
 _UNSAFE = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]+')
 
 
-def safe_name(name: str, fallback: str = "tep-dinh-kem") -> str:
-    """A file name that is safe on any disk and readable: no folders, no control characters."""
+def safe_name(name: str, fallback: str = "tep-dinh-kem", max_bytes: int = 120) -> str:
+    """A file name that is safe on any disk and readable: no folders, no control characters.
+
+    Capped in UTF-8 *bytes*, not characters (file systems count bytes: a Vietnamese
+    letter takes two or three), keeping the extension and never splitting a character.
+    """
     text = unicodedata.normalize("NFC", name or "")
     text = text.replace("\\", "/").split("/")[-1]
     text = _UNSAFE.sub("_", text).strip(" ._")
-    if len(text) > 120:
-        suffix = PurePath(text).suffix[:10]
-        text = text[: 120 - len(suffix)] + suffix
+    if len(text.encode()) > max_bytes:
+        suffix = PurePath(text).suffix
+        suffix = suffix if len(suffix.encode()) <= 10 else ""
+        room = max_bytes - len(suffix.encode())
+        stem = text[: len(text) - len(suffix)] if suffix else text
+        stem = stem.encode()[:room].decode("utf-8", errors="ignore").rstrip(" ._")
+        text = stem + suffix
     return text or fallback
 
 

@@ -112,8 +112,12 @@ def authentication(message: Message, authserv_id: str, sender: str) -> str:
         return "none"
     domain = sender.rsplit("@", 1)[-1]
     for value in values:
-        text = " ".join(str(value).split())
-        server = text.split(";", 1)[0].strip().split()[0].lower() if text else ""
+        try:
+            text = " ".join(str(value).split())
+        except Exception:  # a header the parser cannot render is no evidence of anything
+            continue
+        words = text.split(";", 1)[0].split()
+        server = words[0].lower() if words else ""  # "; dmarc=pass" names no server
         if server != authserv_id.lower():
             continue
         lowered = text.lower()
@@ -173,6 +177,19 @@ def envelope(message: Message, own: set[str], authserv_id: str,
         if original:
             result.forwarded_by, result.sender = sender, original
     return result
+
+
+def identity(raw: bytes, authserv_id: str) -> tuple[str, str, str]:
+    """(Message-ID, sender, subject) for recording a message; never raises.
+
+    Recording must succeed for every message, however broken, so that it can be set aside
+    with its error instead of stopping every message behind it.
+    """
+    try:
+        env = envelope(parse(raw), set(), authserv_id, set())
+    except Exception:
+        return "", "", ""
+    return env.message_id, env.sender, env.subject
 
 
 def all_recipients(message: Message) -> list[str]:

@@ -1,27 +1,34 @@
 """The mailbox: log in, list new messages by UID, fetch them in batches, move them.
 
 Only UIDs above the last one recorded are asked for, so a folder of 10,000 old messages
-costs one SEARCH, not 10,000 downloads. Every socket has a timeout; every failure is a
-``MailboxError`` carrying the server's answer.
+costs one SEARCH, not 10,000 downloads. Every socket has a timeout; every failure of the
+server or the connection is a ``MailboxError`` carrying the server's answer, and nothing
+else is (a full local disk is not "IMAP connection lost").
 """
 
 from __future__ import annotations
 
 import imaplib
+import logging
 import re
 import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from imap_tools import MailBox, MailBoxStartTls, MailBoxUnencrypted
-from imap_tools.errors import MailboxLoginError
+from imap_tools.errors import ImapToolsError, MailboxLoginError
+from imap_tools.utils import encode_folder
 
 from ..config import Mailbox as MailboxSettings
 from ..errors import MailboxError
 
+log = logging.getLogger(__name__)
+
 _FETCH_META = re.compile(rb"UID (\d+)|INTERNALDATE \"([^\"]+)\"|RFC822\.SIZE (\d+)")
+# What a broken connection or a refusing server raises; anything else is our own bug.
+SERVER_ERRORS = (OSError, EOFError, imaplib.IMAP4.error, ssl.SSLError, ImapToolsError)
 
 
 @dataclass
@@ -29,12 +36,24 @@ class Fetched:
     uid: int
     internal_date: datetime | None
     size: int
-    raw: bytes | None  # None when over the size limit (not downloaded)
+    raw: bytes | None  # None when over the size limit (not downloaded) or gone
+    missing: bool = False  # listed, then deleted by another client before its body came
 
 
 def ssl_context(ca_file: object | None) -> ssl.SSLContext:
     """Certificate checks always on; a private CA (tests, self-hosted) via ``ca_file``."""
     return ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+
+
+@contextmanager
+def talking(what: str) -> Iterator[None]:
+    """Turn a server or connection failure during ``what`` into a ``MailboxError``."""
+    try:
+        yield
+    except MailboxError:
+        raise
+    except SERVER_ERRORS as exc:
+        raise MailboxError(f"IMAP {what} failed: {_answer(exc)}") from None
 
 
 @contextmanager
@@ -61,10 +80,12 @@ def connect(settings: MailboxSettings, password: str | None) -> Iterator[MailBox
     except MailboxLoginError as exc:
         raise MailboxError(f"IMAP login refused for {settings.username} at {settings.host}: "
                            f"{_answer(exc)}") from None
-    except (OSError, imaplib.IMAP4.error, ssl.SSLError) as exc:
+    except SERVER_ERRORS as exc:
         raise MailboxError(f"cannot reach IMAP server {settings.host}:{settings.port} "
                            f"({settings.security}): {exc}") from None
     try:
+        with talking("CAPABILITY"):
+            refresh_capabilities(box)
         yield box
     finally:
         try:
@@ -73,8 +94,18 @@ def connect(settings: MailboxSettings, password: str | None) -> Iterator[MailBox
             pass
 
 
+def refresh_capabilities(box: MailBox) -> tuple[str, ...]:
+    """Ask again after login: servers announce MOVE, UIDPLUS… only to a logged-in client,
+    and imaplib keeps the list it got before login (so MOVE was never used on Dovecot)."""
+    data = _check(box.client.capability(), "CAPABILITY")
+    words = b" ".join(d for d in data if isinstance(d, bytes)).decode("ascii", "replace")
+    if words.strip():
+        box.client.capabilities = tuple(words.upper().split())
+    return box.client.capabilities
+
+
 def _answer(exc: Exception) -> str:
-    text = str(exc)
+    text = str(exc) or type(exc).__name__
     return text[-200:]
 
 
@@ -90,16 +121,37 @@ def select(box: MailBox, folder: str) -> int:
     try:
         validity = int(box.folder.status(folder, ["UIDVALIDITY"])["UIDVALIDITY"])
         box.folder.set(folder)
-    except Exception as exc:
-        raise MailboxError(f"cannot open folder {folder!r}: {exc}") from None
+    except SERVER_ERRORS as exc:
+        raise MailboxError(f"cannot open folder {folder!r}: {_answer(exc)}") from None
     return validity
+
+
+def _uid_search(box: MailBox, criteria: str) -> list[int]:
+    with talking("UID SEARCH"):
+        data = _check(box.client.uid("SEARCH", criteria), "UID SEARCH")
+    return sorted(int(x) for x in b" ".join(d for d in data if d).split())
 
 
 def uids_after(box: MailBox, last_uid: int) -> list[int]:
     """UIDs above ``last_uid`` ("N:*" also returns the highest UID, so filter it)."""
-    data = _check(box.client.uid("SEARCH", f"UID {last_uid + 1}:*"), "UID SEARCH")
-    found = [int(x) for x in b" ".join(d for d in data if d).split()]
-    return sorted(uid for uid in found if uid > last_uid)
+    return [uid for uid in _uid_search(box, f"UID {last_uid + 1}:*") if uid > last_uid]
+
+
+def all_uids(box: MailBox) -> list[int]:
+    return _uid_search(box, "ALL")
+
+
+def last_uid_before(box: MailBox, day: date | None) -> int:
+    """The highest UID received before ``day`` (None: before now); 0 when there is none.
+
+    This is where a first start sets its high-water mark, so old correspondence already in
+    the mailbox is never answered by surprise (``[mailbox] start_from``).
+    """
+    if day is None:
+        uids = all_uids(box)
+        return uids[-1] if uids else 0
+    older = _uid_search(box, f"BEFORE {day.strftime('%d-%b-%Y')}")
+    return older[-1] if older else 0
 
 
 def fetch(box: MailBox, uids: list[int], max_bytes: int) -> list[Fetched]:
@@ -108,31 +160,41 @@ def fetch(box: MailBox, uids: list[int], max_bytes: int) -> list[Fetched]:
         return []
     uid_set = ",".join(str(u) for u in uids)
     meta: dict[int, Fetched] = {}
-    for item in _check(box.client.uid("FETCH", uid_set, "(UID INTERNALDATE RFC822.SIZE)"),
-                       "UID FETCH"):
+    with talking("UID FETCH"):
+        answer = _check(box.client.uid("FETCH", uid_set, "(UID INTERNALDATE RFC822.SIZE)"),
+                        "UID FETCH")
+    for item in answer:
         line = item[0] if isinstance(item, tuple) else item
         if not isinstance(line, bytes):
             continue
         uid = size = None
-        date = None
+        when = None
         for match in _FETCH_META.finditer(line):
             if match.group(1):
                 uid = int(match.group(1))
             elif match.group(2):
-                date = _internal_date(match.group(2))
+                when = _internal_date(match.group(2))
             elif match.group(3):
                 size = int(match.group(3))
         if uid is not None:
-            meta[uid] = Fetched(uid, date, size or 0, None)
+            meta[uid] = Fetched(uid, when, size or 0, None)
+    for uid in uids:
+        if uid not in meta:
+            log.info("uid=%s vanished before it could be fetched", uid)
     wanted = [u for u in uids if u in meta and meta[u].size <= max_bytes]
     if wanted:
-        data = _check(box.client.uid("FETCH", ",".join(map(str, wanted)), "(UID BODY.PEEK[])"),
-                      "UID FETCH BODY")
+        with talking("UID FETCH BODY"):
+            status, data = box.client.uid("FETCH", ",".join(map(str, wanted)),
+                                          "(UID BODY.PEEK[])")
+        if status != "OK" and not any(isinstance(item, tuple) for item in data):
+            raise MailboxError(f"IMAP UID FETCH BODY failed: {data!r}"[:300])
         for item in data:
             if isinstance(item, tuple) and len(item) == 2:
                 match = re.search(rb"UID (\d+)", item[0])
                 if match and int(match.group(1)) in meta:
                     meta[int(match.group(1))].raw = item[1]
+        for uid in wanted:  # listed a moment ago, body gone now: deleted by another client
+            meta[uid].missing = meta[uid].raw is None
     return [meta[u] for u in uids if u in meta]
 
 
@@ -144,13 +206,48 @@ def _internal_date(text: bytes) -> datetime | None:
 
 
 def ensure_folder(box: MailBox, folder: str) -> None:
-    if not box.folder.exists(folder):
-        box.folder.create(folder)
+    with talking(f"CREATE {folder}"):
+        if not box.folder.exists(folder):
+            box.folder.create(folder)
 
 
-def move(box: MailBox, uid: int, folder: str) -> None:
-    """MOVE where the server has it, else COPY + \\Deleted + UID EXPUNGE (imap-tools)."""
+def move(box: MailBox, uid: int, folder: str, *, message_id: str = "",
+         retry: bool = False) -> None:
+    """Move one message: UID MOVE where the server offers it (one atomic step).
+
+    Without MOVE: COPY, then \\Deleted and UID EXPUNGE of that message only. A crash
+    between COPY and EXPUNGE is the one way a second copy could appear, so a ``retry``
+    of an interrupted move first looks for the message (by Message-ID) in the target and
+    copies only when it is not there yet.
+    """
+    client = box.client
+    source = box.folder.get()
+    target = encode_folder(folder)
     try:
-        box.move(str(uid), folder)
-    except Exception as exc:
+        with talking(f"moving message {uid} to {folder}"):
+            if "MOVE" in client.capabilities:
+                _check(client.uid("MOVE", str(uid), target), "UID MOVE")
+                return
+            if not (retry and message_id and _holds(box, folder, message_id, source)):
+                _check(client.uid("COPY", str(uid), target), "UID COPY")
+            _check(client.uid("STORE", str(uid), "+FLAGS.SILENT", r"(\Deleted)"), "UID STORE")
+            if "UIDPLUS" in client.capabilities:
+                _check(client.uid("EXPUNGE", str(uid)), "UID EXPUNGE")
+            else:
+                _check(client.expunge(), "EXPUNGE")
+    except MailboxError as exc:
         raise MailboxError(f"cannot move message {uid} to {folder}: {exc}") from None
+
+
+def _holds(box: MailBox, folder: str, message_id: str, source: str | None) -> bool:
+    """Whether ``folder`` already has a message with this Message-ID (then reselect)."""
+    client = box.client
+    _check(client.select(encode_folder(folder), readonly=True), f"EXAMINE {folder}")
+    try:
+        quoted = message_id.replace("\\", "\\\\").replace('"', '\\"')
+        data = _check(client.uid("SEARCH", "HEADER", "Message-ID", f'"{quoted}"'),
+                      "UID SEARCH")
+        return bool(b" ".join(d for d in data if d).split())
+    finally:
+        if source:
+            _check(client.select(encode_folder(source)), f"SELECT {source}")
