@@ -16,7 +16,6 @@ from pathlib import Path
 from .mail.attachments import safe_name
 
 
-
 def write_atomic(path: Path, data: bytes) -> None:
     """Replace ``path`` with ``data`` in one step (same-folder temp file, fsync, rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)

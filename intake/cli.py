@@ -186,7 +186,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     """
     from .store import open_store
 
-    store = open_store(settings.paths.data_dir)
+    store = open_store(settings.paths.data_dir, settings.paths.workbook)
     try:
         _status_table(_console(), store, settings)
     finally:

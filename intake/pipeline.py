@@ -72,7 +72,7 @@ class Pipeline:
     def __init__(self, settings: Settings, store: Store | None = None,
                  reference: Reference | None = None) -> None:
         self.settings = settings
-        self.store = store or open_store(settings.paths.data_dir)
+        self.store = store or open_store(settings.paths.data_dir, settings.paths.workbook)
         self.reference = reference or load_reference(settings.paths.reference_dir)
         self.templates = check_templates(settings.paths.templates_dir)
         self.on_message: Callable[[str], None] | None = None  # progress: called per message
@@ -557,7 +557,7 @@ class Pipeline:
 
 def rebuild(settings: Settings) -> Path:
     """Rewrite the workbook from the store alone (``intake rebuild``), in its turn."""
-    store = open_store(settings.paths.data_dir)
+    store = open_store(settings.paths.data_dir, settings.paths.workbook)
     try:
         with cycle_lock(settings.paths.data_dir):
             return write_workbook(store, load_reference(settings.paths.reference_dir), settings)

@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 
+from .errors import StoreCorruptError
+
 
 class Stage(StrEnum):
     """Where a message is on its way through one cycle (``messages.stage``)."""
@@ -149,32 +151,63 @@ def now_iso() -> str:
 class Store:
     """A thin wrapper over one SQLite connection; SQL stays in the modules that own it."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, evidence: tuple[Path, ...] = ()) -> None:
+        """Open (or create) the store at ``path``.
+
+        ``evidence`` are files that only exist once the store has held data (the archive,
+        the workbook): beside them, a missing, empty or blank store is a lost one, and is
+        refused instead of silently starting a new campaign from nothing.
+        """
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self.db = sqlite3.connect(path, timeout=30, isolation_level=None)
-        self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA foreign_keys=ON")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self._migrate()
+        found = [p for p in evidence if _has_data(p)]
+        if found and (not path.exists() or path.stat().st_size == 0):
+            raise StoreCorruptError(
+                f"the state store {path} is {'empty' if path.exists() else 'missing'} while "
+                f"{found[0]} still holds data")
+        archived = [p for p in evidence if p.is_dir() and _has_data(p)]
+        try:
+            self.db = sqlite3.connect(path, timeout=30, isolation_level=None)
+            self.db.row_factory = sqlite3.Row
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            verdict = self.db.execute("PRAGMA quick_check(1)").fetchone()[0]
+            if verdict != "ok":
+                raise sqlite3.DatabaseError(verdict)
+            self._migrate()
+            if archived and self.one("SELECT 1 FROM messages LIMIT 1") is None:
+                raise StoreCorruptError(
+                    f"the state store {path} holds no messages while {archived[0]} still "
+                    "holds archived mail")
+        except sqlite3.DatabaseError as exc:
+            self.db.close()
+            raise StoreCorruptError(f"the state store {path} is damaged ({exc})") from None
+        except StoreCorruptError:
+            self.db.close()
+            raise
 
     def _migrate(self) -> None:
+        """Bring the schema up to date, one version per transaction; the version is read
+        inside the transaction, so two processes starting at once never migrate twice."""
         self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
-        row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-        version = int(row[0]) if row else 0
-        if version > SCHEMA_VERSION:
-            raise RuntimeError(
-                f"state store {self.path} has schema {version}, newer than this program "
-                f"({SCHEMA_VERSION}); upgrade intake")
-        for target in range(version + 1, SCHEMA_VERSION + 1):
+        while True:
             with self.transaction():
-                for statement in MIGRATIONS[target].split(";"):
+                row = self.db.execute(
+                    "SELECT value FROM meta WHERE key='schema_version'").fetchone()
+                version = int(row[0]) if row else 0
+                if version > SCHEMA_VERSION:
+                    raise StoreCorruptError(
+                        f"the state store {self.path} has schema {version}, newer than this "
+                        f"program ({SCHEMA_VERSION})", hint="upgrade intake")
+                if version == SCHEMA_VERSION:
+                    return
+                for statement in MIGRATIONS[version + 1].split(";"):
                     if statement.strip():
                         self.db.execute(statement)
                 self.db.execute(
                     "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)",
-                    (str(target),))
+                    (str(version + 1),))
 
     @property
     def version(self) -> int:
@@ -210,5 +243,14 @@ class Store:
         self.db.close()
 
 
-def open_store(data_dir: Path) -> Store:
-    return Store(data_dir / "intake.sqlite3")
+def _has_data(path: Path) -> bool:
+    """A non-empty file (the workbook), or a folder holding archived mail (the archive)."""
+    if path.is_dir():
+        return any(path.glob("*.eml"))
+    return path.suffix == ".xlsx" and path.is_file() and path.stat().st_size > 0
+
+
+def open_store(data_dir: Path, workbook: Path | None = None) -> Store:
+    """The store of a data folder, refused when it was lost beside its archive/workbook."""
+    evidence = (data_dir / "archive",) + ((workbook,) if workbook else ())
+    return Store(data_dir / "intake.sqlite3", evidence)

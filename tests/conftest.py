@@ -82,6 +82,28 @@ class Dovecot:
         client.login(user, self.password)
         return client
 
+    def renumber(self, user: str, folder: str = "INBOX") -> int:
+        """Give ``folder`` a new UIDVALIDITY, as a server restored from backup does."""
+        client = self.client(user)
+        try:
+            status = client.status(folder, "(UIDVALIDITY)")[1][0].decode()
+        finally:
+            client.logout()
+        validity = int(status.rsplit("UIDVALIDITY", 1)[1].strip(" )")) + 1000
+        subprocess.run([need("doveadm"), "-c", str(self.config), "mailbox", "update", "-u", user,
+                        "--uid-validity", str(validity), folder], check=True, capture_output=True,
+                       timeout=30)
+        return validity
+
+    def uids(self, user: str, folder: str) -> list[int]:
+        """UIDs in one folder of a user's mailbox."""
+        client = self.client(user)
+        try:
+            client.select(f'"{folder}"', readonly=True)
+            return [int(u) for u in client.uid("SEARCH", "ALL")[1][0].split()]
+        finally:
+            client.logout()
+
     def deliver(self, user: str, *messages: EmailMessage | bytes,
                 when: datetime = ON_TIME) -> None:
         """APPEND messages to the user's INBOX with INTERNALDATE ``when``."""

@@ -11,6 +11,7 @@ import io
 from pathlib import Path, PurePath
 
 from openpyxl import Workbook, load_workbook
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.comments import Comment
 from openpyxl.styles import Font, PatternFill
 
@@ -42,10 +43,18 @@ def _open(report: FileReport) -> Workbook | None:
         for r, row in enumerate(header.table.rows, start=1):
             for c, value in enumerate(row, start=1):
                 if value is not None:
-                    cell = sheet.cell(r, c, value)
+                    cell = sheet.cell(r, c, _value(value))
                     if isinstance(value, str):
                         cell.data_type = "s"
     return book
+
+
+def _value(value: object) -> object:
+    """Cell text as openpyxl will write it: control characters (a CSV may hold \x01)
+    have no place in XML, and one of them must not cost the unit its reply."""
+    if isinstance(value, str) and not value.isprintable():
+        return ILLEGAL_CHARACTERS_RE.sub("", value)
+    return value
 
 
 def _comment(findings: list[Finding]) -> Comment:
@@ -55,13 +64,14 @@ def _comment(findings: list[Finding]) -> Comment:
         if f.suggestion:
             line += f" {f.suggestion}"
         lines.append(line)
-    comment = Comment("\n".join(lines)[:2000], "Ban TC-KT")
+    comment = Comment(str(_value("\n".join(lines)[:2000])), "Ban TC-KT")
     comment.width, comment.height = 320, 40 + 40 * len(lines)
     return comment
 
 
 def _notes_rows(notes: list[Finding]) -> list[list[str]]:
-    return [["Nội dung cần sửa", "Gợi ý"], *[[f.message, f.suggestion] for f in notes]]
+    return [["Nội dung cần sửa", "Gợi ý"],
+            *[[str(_value(f.message)), str(_value(f.suggestion))] for f in notes]]
 
 
 def _annotate_fast(report: FileReport, extra: list[Finding]) -> bytes:
@@ -97,6 +107,7 @@ def _annotate_fast(report: FileReport, extra: list[Finding]) -> bytes:
                 if items is None and not isinstance(value, str):
                     out.append(value)
                     continue
+                value = _value(value)
                 cell = WriteOnlyCell(sheet, value=value)
                 if isinstance(value, str):
                     cell.data_type = "s"
