@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import shutil
 import sys
 from collections.abc import Callable
@@ -289,8 +290,14 @@ def _config_path(path: Path) -> Path:
     return path
 
 
+PRIVATE_UMASK = 0o027  # files 0640, folders 0750: the owner and the staff group only
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    # The store, the archive and the workbook hold personal data (names, phone numbers):
+    # never readable by other users, whatever umask the shell or cron started us with.
+    os.umask(os.umask(PRIVATE_UMASK) | PRIVATE_UMASK)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:

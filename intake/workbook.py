@@ -21,6 +21,7 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.properties import PageSetupProperties
 from openpyxl.worksheet.worksheet import Worksheet
 
+from .archive import file_mode
 from .config import TZ, Settings
 from .findings import LEVEL_LABELS
 from .reference import Reference
@@ -294,6 +295,9 @@ def write(store: Store, reference: Reference, settings: Settings) -> Path:
     handle, temp = tempfile.mkstemp(prefix=".~intake-", suffix=".xlsx", dir=path.parent)
     os.close(handle)
     try:
+        # mkstemp makes it 0600: give it the mode every other data file has (umask), so
+        # staff in the service's group can open it like the store and the archive.
+        os.chmod(temp, file_mode())
         book.save(temp)
         os.replace(temp, path)
     except BaseException:

@@ -194,6 +194,7 @@ def running_dovecot(binary: str, extra: str = "",
     make_cert(root)
     (root / "passwd").write_text("".join(
         f"user{n}@example.org:{{PLAIN}}secret\n" for n in range(1, USERS + 1)))
+    (root / "passwd").chmod(0o644)  # read by Dovecot's auth user, whatever our umask is
     (root / "home").mkdir()
     mail = pwd.getpwnam("mail")
     os.chown(root / "home", mail.pw_uid, mail.pw_gid)
@@ -216,7 +217,21 @@ def running_dovecot(binary: str, extra: str = "",
     finally:
         subprocess.run([binary, "-c", str(config), "stop"], stdin=subprocess.DEVNULL,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
+        log = root / "dovecot.log"
+        text = log.read_text(errors="replace") if log.exists() else ""
+        if any(word in text for word in ("Fatal:", "Panic:", "Error:")):  # keep the evidence
+            shutil.copy(log, Path(tempfile.gettempdir()) / f"{root.name}-failed.log")
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def _umask_restored() -> Iterator[None]:
+    """``intake.cli.main`` tightens the process umask (as the real command does); a test
+    that calls it in-process must not change the mode of what later tests write."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    yield
+    os.umask(mask)
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,7 @@ import sys
 import threading
 from datetime import datetime, timedelta
 from email.message import EmailMessage
+from pathlib import Path
 
 import pytest
 
@@ -410,3 +411,63 @@ def test_unknown_sender_that_fails_the_sender_check_gets_no_reply(tmp_path, dove
     assert result.statuses == {"unknown-sender": 1}
     assert smtp_sink.messages == []
     assert len(dovecot.uids(user, "Intake/Review")) == 1
+
+
+def _intake(config: Path, *args: str, password: str, umask: int | None = None
+            ) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "intake", "--config", str(config), *args],
+                          env={**os.environ, "TEST_IMAP_PASSWORD": password},
+                          capture_output=True, text=True, timeout=120,
+                          preexec_fn=(lambda: os.umask(umask)) if umask is not None else None)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "deleted", "garbled"])
+def test_a_lost_or_damaged_store_is_refused_never_silently_reset(tmp_path, dovecot, smtp_sink,
+                                                                  reference, damage):
+    """Item 7: a store truncated to 0 bytes was silently replaced by an empty one."""
+    user = dovecot.add_user()
+    settings = mail_settings(tmp_path, dovecot, user, smtp_sink.port)
+    dovecot.deliver(user, *unit_lists(settings, reference, user, 2))
+    config = write_run_config(tmp_path / "intake.toml", dovecot, user, smtp_sink.port,
+                              password_env="TEST_IMAP_PASSWORD", poll_minutes=5, idle=False)
+    assert _intake(config, "poll", password=dovecot.password).returncode == 0
+    data = tmp_path / "data"
+    store = data / "intake.sqlite3"
+    workbook = (data / "TongHop.xlsx").read_bytes()
+    if damage == "truncated":
+        store.write_bytes(b"")
+    elif damage == "deleted":
+        store.unlink()
+    else:
+        raw = bytearray(store.read_bytes())
+        raw[100:4096] = b"\xff" * (4096 - 100)  # the schema page overwritten
+        store.write_bytes(bytes(raw))
+    dovecot.deliver(user, *unit_lists(settings, reference, user, 1, code="CT"))
+    for command, code in (("poll", 1), ("status", 2), ("rebuild", 2)):
+        done = _intake(config, command, password=dovecot.password)
+        assert done.returncode == code, done.stderr
+        [line] = done.stderr.strip().splitlines()  # one line, no traceback
+        assert line.startswith(f"error: the state store {store} is ")
+        assert "restore intake.sqlite3 from a backup" in line
+    assert (data / "TongHop.xlsx").read_bytes() == workbook  # not rebuilt from nothing
+    assert len(dovecot.uids(user, "INBOX")) == 1  # the new message waits, untouched
+
+
+def test_personal_data_is_group_readable_and_private_to_others(tmp_path, dovecot, smtp_sink,
+                                                               reference):
+    """Item 13: the store and archive were world-readable, the workbook 0600."""
+    user = dovecot.add_user()
+    settings = mail_settings(tmp_path, dovecot, user, smtp_sink.port)
+    dovecot.deliver(user, *unit_lists(settings, reference, user, 1))
+    config = write_run_config(tmp_path / "intake.toml", dovecot, user, smtp_sink.port,
+                              password_env="TEST_IMAP_PASSWORD", poll_minutes=5, idle=False)
+    done = _intake(config, "poll", password=dovecot.password, umask=0o022)  # a shell default
+    assert done.returncode == 0, done.stderr
+    data = tmp_path / "data"
+    files = [data / "intake.sqlite3", data / "TongHop.xlsx",
+             *(data / "archive").rglob("*")]
+    assert len(files) >= 4
+    for path in files:
+        mode = path.stat().st_mode & 0o777
+        assert mode == (0o750 if path.is_dir() else 0o640), (path, oct(mode))
+    assert data.stat().st_mode & 0o777 == 0o750
