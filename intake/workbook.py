@@ -6,8 +6,10 @@ time, and a crash while writing leaves the previous file in place (temp file + r
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
+import time
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
@@ -292,6 +294,10 @@ def write(store: Store, reference: Reference, settings: Settings) -> Path:
     path = settings.paths.workbook
     path.parent.mkdir(parents=True, exist_ok=True)
     book = build(store, reference, settings)
+    for stale in path.parent.glob(".~intake-*.xlsx"):  # left by a process that was killed
+        with contextlib.suppress(OSError):
+            if time.time() - stale.stat().st_mtime > 600:
+                stale.unlink()
     handle, temp = tempfile.mkstemp(prefix=".~intake-", suffix=".xlsx", dir=path.parent)
     os.close(handle)
     try:
