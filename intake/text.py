@@ -83,25 +83,49 @@ def name_key(value: object) -> str:
     return text.strip()
 
 
+_ALPHABET = {letter: rank for rank, letter in enumerate("aăâbcdđeêghiklmnoôơpqrstuưvxy")}
+# Dictionary order of the tones: ngang, huyền, hỏi, ngã, sắc, nặng.
+_TONES = {"\u0300": 1, "\u0309": 2, "\u0303": 3, "\u0301": 4, "\u0323": 5}
+_WORD = re.compile(r"\d+|[^\W\d_]+|[^\w\s]|_", re.UNICODE)
+
+
+def _letter(char: str) -> tuple[tuple[int, int], int]:
+    """(primary weight, tone) of one letter: "ố" is ô (a letter of its own) with sắc."""
+    decomposed = unicodedata.normalize("NFD", char)
+    tone = 0
+    shape = decomposed[0]
+    for mark in decomposed[1:]:
+        if mark in _TONES:
+            tone = _TONES[mark]
+        else:
+            shape += mark
+    letter = unicodedata.normalize("NFC", shape)
+    rank = _ALPHABET.get(letter)
+    return ((1, rank) if rank is not None else (2, ord(letter[0]))), tone
+
+
 @lru_cache(maxsize=65536)
 def vietnamese_sort_key(value: str) -> tuple:
-    """Sort key in Vietnamese dictionary order: đ after d, tones after the base letter."""
-    order = "aăâbcdđeêghiklmnoôơpqrstuưvxy"
-    tones = {"\u0300": 1, "\u0309": 2, "\u0303": 3, "\u0301": 4, "\u0323": 5}
-    key: list[tuple[int, int, int]] = []
-    for char in nfc(value).casefold():
-        decomposed = unicodedata.normalize("NFD", char)
-        base = decomposed[0]
-        marks = decomposed[1:]
-        tone = 0
-        shape = ""
-        for mark in marks:
-            if mark in tones:
-                tone = tones[mark]
-            else:
-                shape += mark
-        letter = unicodedata.normalize("NFC", base + shape)
-        position = order.find(letter)
-        rank = position if position >= 0 else 100 + ord(letter[0])
-        key.append((rank, tone, 0))
-    return tuple(key)
+    """Sort key in Vietnamese dictionary order, as a collator's levels are compared.
+
+    1. the base letters, word by word (ă, â, đ, ê, ô, ơ, ư are letters of their own; a
+       word sorts before a longer word it begins, so "An Bình" < "Anh"; numbers by value,
+       so "Phường 2" < "Phường 10");
+    2. then the tones, in dictionary order (ngang, huyền, hỏi, ngã, sắc, nặng), so
+       "Hoa" < "Hòa" < "Hỏa" < "Hóa" < "Họa", but "Hòa Lộc" < "Hoa Thành";
+    3. then case, so the order is total and stable.
+    """
+    text = nfc(value)
+    primary: list[tuple] = []
+    tones: list[int] = []
+    for word in _WORD.findall(text.casefold()):
+        if word.isdigit():
+            primary.append(((0, int(word)),))
+            continue
+        weights = []
+        for char in word:
+            weight, tone = _letter(char)
+            weights.append(weight)
+            tones.append(tone)
+        primary.append(tuple(weights))
+    return tuple(primary), tuple(tones), tuple(not c.islower() for c in text), text

@@ -153,8 +153,9 @@ def _coverage(store: Store, reference: Reference, unit_code: str) -> list[tuple]
     out = []
     for commune in sorted(reference.titled_communes(unit_code),
                           key=lambda c: vietnamese_sort_key(c.name)):
-        missing = [c.hamlet for c in commune.cells
-                   if (commune.code, name_key(c.hamlet)) not in registered]
+        missing = sorted((c.hamlet for c in commune.cells
+                          if (commune.code, name_key(c.hamlet)) not in registered),
+                         key=vietnamese_sort_key)
         out.append((commune, len(commune.cells), len(commune.cells) - len(missing), missing))
     return out
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 
+import pytest
+
 from intake.mail.attachments import extract, safe_name
 from intake.mail.envelope import authentication, envelope, parse
 from intake.pipeline import Pipeline
@@ -60,6 +62,36 @@ def test_only_the_topmost_trusted_authentication_results_counts():
     spf["Authentication-Results"] = "mx.google.com; spf=pass smtp.mailfrom=a@example.org"
     assert authentication(spf, "mx.google.com", "a@example.org") == "pass"
     assert authentication(spf, "mx.example.net", "a@example.org") == "none"
+
+
+@pytest.mark.parametrize("header,verdict", [
+    ("mx.google.com; dmarc=pass header.from=example.org", "pass"),
+    ("mx.google.com; dmarc=pass (p=NONE) header.from=Example.ORG", "pass"),
+    # DMARC passed, but for another domain than the From address: it vouches for nothing.
+    ("mx.google.com; dmarc=pass header.from=evil.example", "fail"),
+    ("mx.google.com; dmarc=pass", "fail"),  # no domain named: alignment cannot be seen
+    ("mx.google.com; dmarc=pass header.from=evil.example; dkim=pass header.i=@example.org",
+     "pass"),  # DKIM for the sender's own domain still counts
+])
+def test_dmarc_pass_counts_only_for_the_senders_domain(header, verdict):
+    message = EmailMessage()
+    message["Authentication-Results"] = header
+    assert authentication(message, "mx.google.com", "a@example.org") == verdict
+
+
+def test_message_whose_from_domain_differs_from_the_dmarc_pass_is_held(tmp_path, reference):
+    settings = make_settings(tmp_path)
+    unit = reference.units["CT"]
+    message = unit_mail(unit.emails[0], "ban@example.org", "DS", auth="", attachments=[
+        ("ds.xlsx", form(settings, reference, unit, eligible_rows(settings, reference, unit)))])
+    message["Authentication-Results"] = "mx.google.com; dmarc=pass header.from=attacker.example"
+    pipeline = Pipeline(settings)
+    try:
+        outcome = pipeline.decide(message.as_bytes(), settings.campaign.deadline
+                                  - timedelta(days=1))
+    finally:
+        pipeline.store.close()
+    assert outcome.status == "held" and outcome.reply_kind == ""
 
 
 def test_late_policy_reject(tmp_path, reference):

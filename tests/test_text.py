@@ -48,3 +48,33 @@ def test_vietnamese_sort_order():
     names = ["Đại Điền", "Dị", "An Hóa", "Ấp", "Bình", "Ă"]
     assert sorted(names, key=vietnamese_sort_key) == ["An Hóa", "Ă", "Ấp", "Bình", "Dị",
                                                       "Đại Điền"]
+
+
+@pytest.mark.parametrize("first,second", [
+    ("Hòa Lộc", "Hoa Thành"),      # base letters first (l < t), tones only after
+    ("An Bình", "Anh"),            # a word before a longer word it begins
+    ("Hoa", "Hòa"), ("Hòa", "Hỏa"), ("Hỏa", "Hõa"), ("Hõa", "Hóa"), ("Hóa", "Họa"),
+    ("Dương", "Đa"),               # đ is a letter after d
+    ("An", "Ăn"), ("Ăn", "Ân"),    # a < ă < â
+    ("Ông", "Ơn"),                 # o < ô < ơ
+    ("Ung", "Ưng"),                # u < ư
+    ("Phường 2", "Phường 10"),     # numbers by value
+    ("Xã Mỹ Thạnh", "Xã Mỹ Thạnh An"),
+])
+def test_vietnamese_order_pairs(first, second):
+    assert vietnamese_sort_key(first) < vietnamese_sort_key(second)
+    assert sorted([second, first], key=vietnamese_sort_key) == [first, second]
+
+
+def test_vietnamese_order_of_a_hand_sorted_sample():
+    """Sorted by hand, letter by letter, as a Vietnamese dictionary orders them (u < ư, so
+    "Phú …" comes before "Phường …")."""
+    expected = [
+        "An Hiệp", "An Hóa", "An Khánh", "An Thạnh", "Anh Đức", "Ấp Bắc",
+        "Ba Tri", "Bảo Thạnh", "Bình Đại", "Châu Bình", "Châu Thành", "Chợ Lách",
+        "Giồng Trôm", "Hòa Lộc", "Hoa Thành", "Hưng Khánh Trung A", "Mỏ Cày Bắc",
+        "Mỏ Cày Nam", "Phú Hưng", "Phú Nhuận", "Phường 1", "Phường 4", "Phường 10",
+        "Tân Thạch", "Thạnh Phú", "Thành Thới A", "Thới Thuận", "Vĩnh Hòa",
+    ]
+    shuffled = sorted(expected, key=lambda name: name[::-1])
+    assert sorted(shuffled, key=vietnamese_sort_key) == expected

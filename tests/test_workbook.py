@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import zipfile
 from datetime import datetime
 from pathlib import Path
@@ -222,3 +223,23 @@ def test_two_units_registering_the_same_hamlet(tmp_path: Path, reference):
     assert "Huyện đoàn Châu Thành" in conflicts[0][7]
     listing = {r[0]: r[11] for r in book["Danh sách"].iter_rows(min_row=2, values_only=True)}
     assert listing == {"Huyện đoàn Châu Thành": "Hợp lệ", "Huyện đoàn Chợ Lách": "Lỗi"}
+
+
+def test_lists_people_read_are_in_vietnamese_order(tmp_path: Path, reference):
+    """Issue 15: units, communes and hamlets in Vietnamese order (base letters, then tones)."""
+    from intake.sheets.template import template_bytes
+    from intake.text import vietnamese_sort_key
+
+    settings = make_settings(tmp_path)
+    book = load_workbook(rebuild(settings))
+    units = [r[0] for r in book[SHEETS[0]].iter_rows(min_row=2, max_row=10, values_only=True)]
+    assert len(units) == 9 and units == sorted(units, key=vietnamese_sort_key)
+    assert units[0] == "Huyện đoàn Ba Tri" and units[-1] == "Thành đoàn Bến Tre"
+    for unit in reference.units.values():
+        communes = [r[1] for r in book[SHEETS[3]].iter_rows(min_row=2, values_only=True)
+                    if r[0] == unit.name]
+        assert communes == sorted(communes, key=vietnamese_sort_key)
+    form_book = load_workbook(io.BytesIO(template_bytes(settings, reference,
+                                                        reference.units["CT"])))
+    names = [r[0] for r in form_book["DanhMuc"].iter_rows(values_only=True)]
+    assert len(names) > 10 and names == sorted(names, key=vietnamese_sort_key)

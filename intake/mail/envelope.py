@@ -121,8 +121,12 @@ def authentication(message: Message, authserv_id: str, sender: str) -> str:
         if server != authserv_id.lower():
             continue
         lowered = text.lower()
-        if re.search(r"\bdmarc=pass\b", lowered):
-            return "pass"
+        # DMARC passed for the domain in header.from: that must be the sender's domain,
+        # or the pass vouches for someone else's message.
+        for match in re.finditer(r"\bdmarc=pass\b([^;]*)", lowered):
+            aligned = re.search(r"header\.from=([^\s;]+)", match.group(1))
+            if aligned and aligned.group(1).rsplit("@", 1)[-1].strip(">") == domain:
+                return "pass"
         for method in ("dkim", "spf"):
             for match in re.finditer(rf"\b{method}=pass\b([^;]*)", lowered):
                 rest = match.group(1)

@@ -16,7 +16,7 @@ from rapidfuzz import fuzz, process
 from ..config import Settings
 from ..findings import Finding, finding
 from ..reference import Commune, PartyCell, Reference, Unit
-from ..text import name_key, strip_diacritics
+from ..text import name_key, strip_diacritics, vietnamese_sort_key
 from .header import FIELD_LABELS
 from .rows import Row
 
@@ -312,7 +312,8 @@ def check_coverage(registered: set[tuple[str, str]], unit: Unit, reference: Refe
     """Every hamlet of an NTM/ĐTVM commune must be registered (SPEC §1 rule 3)."""
     out = []
     for commune in reference.titled_communes(unit.code):
-        missing = [c.hamlet for c in commune.cells if (commune.code, c.key) not in registered]
+        missing = sorted((c.hamlet for c in commune.cells
+                          if (commune.code, c.key) not in registered), key=vietnamese_sort_key)
         if not missing:
             continue
         total = len(commune.cells)

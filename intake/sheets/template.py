@@ -13,6 +13,7 @@ from openpyxl.worksheet.datavalidation import DataValidation
 
 from ..config import Settings
 from ..reference import Reference, Unit
+from ..text import vietnamese_sort_key
 
 HEADER_ROW = 6  # first of the two header rows
 FIRST_DATA_ROW = 8
@@ -123,7 +124,8 @@ def build_template(settings: Settings, reference: Reference, unit: Unit | None =
             cell.font, cell.border = _NORMAL, _BORDER
     end = FIRST_DATA_ROW + max(count, 1) - 1
     if unit is not None:
-        names = [c.name for c in reference.communes.get(unit.code, [])]
+        names = sorted((c.name for c in reference.communes.get(unit.code, [])),
+                       key=vietnamese_sort_key)
         _list_validation(book, sheet, names, f"B{FIRST_DATA_ROW}:B{end}")
     marks = DataValidation(type="list", formula1='"x"', allow_blank=True)
     marks.error = "Chỉ đánh dấu “x”."
