@@ -139,20 +139,26 @@ def send_final_report(store: Store, reference: Reference, settings: Settings, en
 
 def alert(store: Store, settings: Settings, env, now: datetime, problem: str,
           key: str) -> int:
-    """One email to staff per incident (``key``), never a stream of them."""
+    """One email to staff per incident (``key``), never a stream of them.
+
+    The key is checked again inside the transaction: two jobs (or processes) meeting the
+    same incident at once still queue one alert.
+    """
     if not settings.rules.staff or _done(store, key):
         return 0
     last = store.last_event("cycle")
+    messages = [notice(settings, env, "alert",
+                       {"problem": problem,
+                        "last_success": local_time(datetime.fromisoformat(last)) if last else ""},
+                       to=address, subject="Cảnh báo: hệ thống tiếp nhận danh sách")
+                for address in settings.rules.staff]
     with store.transaction():
-        for address in settings.rules.staff:
-            message = notice(settings, env, "alert",
-                             {"problem": problem,
-                              "last_success": local_time(datetime.fromisoformat(last))
-                              if last else ""},
-                             to=address, subject="Cảnh báo: hệ thống tiếp nhận danh sách")
+        if _done(store, key):
+            return 0
+        for message in messages:
             smtp.queue(store, None, "alert", message)
         _mark(store, key, problem)
-    return len(settings.rules.staff)
+    return len(messages)
 
 
 def watchdog(store: Store, settings: Settings, env, now: datetime) -> int:

@@ -210,12 +210,49 @@ def _status_table(console: Console, store, settings: Settings) -> None:
                       str(item["provincial"]), str(item["district"]), str(item["invalid"]),
                       f"{coverage:.0%}" if coverage is not None else "—")
     console.print(table)
-    outbox = {r[0]: r[1] for r in store.query(
-        "SELECT state, COUNT(*) FROM outbox GROUP BY state")}
-    console.print(f"Lần quét thư gần nhất: {store.last_event('cycle') or 'chưa có'}; "
-                  f"hộp thư đi: {outbox or 'trống'}")
-    for row in store.query("SELECT recipient, kind, last_error FROM outbox WHERE state='failed'"):
-        console.print(f"[red]Gửi lỗi[/] {row['kind']} → {row['recipient']}: {row['last_error']}")
+    from .mail.smtp import status_lines
+
+    console.print(f"Lần quét thư gần nhất: {store.last_event('cycle') or 'chưa có'}")
+    for line in status_lines(store):
+        console.print(line, markup=False)
+    for row in store.query("SELECT id, recipient, kind, last_error FROM outbox"
+                           " WHERE state='failed'"):
+        console.print(f"[red]Gửi lỗi[/] (thư số {row['id']}) {row['kind']} → {row['recipient']}: "
+                      f"{row['last_error']}", highlight=False)
+    if store.one("SELECT 1 FROM outbox WHERE state='failed'"):
+        console.print("Gửi lại sau khi đã khắc phục: intake resend --id SỐ (hoặc --all-failed)")
+
+
+def cmd_resend(args: argparse.Namespace, settings: Settings) -> int:
+    """Put failed replies back in the outbox queue, to be sent again.
+
+    A reply fails for good only when the server refused it permanently (5xx) or kept
+    refusing it for [smtp] give_up_after_hours; `intake status` lists them with their
+    number. Once the cause is fixed, this sends them again: the running service
+    (`intake run`) sends them at its next round, `intake poll` at once. A queued reply
+    named by --id is made due now. Exit 0; 2 when an id is unknown or already sent.
+
+    Example: intake resend --id 42
+             intake resend --all-failed
+    """
+    from .mail.smtp import requeue
+    from .store import open_store
+
+    store = open_store(settings.paths.data_dir)
+    try:
+        ids = requeue(store, args.id, all_failed=args.all_failed)
+    except KeyError as exc:
+        row_id, state = exc.args
+        reason = f"it is {state}, not failed" if state else "no such reply in the outbox"
+        print(f"error: reply {row_id}: {reason} (see intake status)", file=sys.stderr)
+        return EXIT_USAGE
+    finally:
+        store.close()
+    if ids:
+        print(f"Đã đưa lại {len(ids)} thư vào hàng đợi gửi (số {', '.join(map(str, ids))}).")
+    else:
+        print("Không có thư gửi lỗi nào.")
+    return EXIT_OK
 
 
 def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
@@ -277,6 +314,11 @@ def parser() -> argparse.ArgumentParser:
     template.add_argument("--unit", metavar="CODE")
     template.add_argument("-o", "--output", required=True, metavar="FILE")
     add("status", cmd_status)
+    resend = add("resend", cmd_resend)
+    which = resend.add_mutually_exclusive_group(required=True)
+    which.add_argument("--id", type=int, action="append", metavar="N",
+                       help="the reply's number shown by intake status (repeatable)")
+    which.add_argument("--all-failed", action="store_true", help="every failed reply")
     add("rebuild", cmd_rebuild)
     init = add("init", cmd_init)
     init.add_argument("directory", metavar="DIR")

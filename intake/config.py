@@ -78,8 +78,10 @@ class Smtp(_Section):
     from_name: str = "Ban Tổ chức – Kiểm tra Tỉnh đoàn Bến Tre"
     max_replies_per_hour: int = Field(5, ge=0)
     dry_run: bool = False
-    timeout_seconds: float = Field(60.0, gt=0)
-    max_attempts: int = Field(8, ge=1)
+    timeout_seconds: float = Field(60.0, gt=0)  # each socket operation
+    send_deadline_seconds: float = Field(180.0, gt=0)  # connection + one reply, in total
+    give_up_after_hours: float = Field(72.0, gt=0)  # temporary (4xx) failures retried this long
+    max_attempts: int | None = Field(None, ge=1)  # no longer used: see give_up_after_hours
     ca_file: Path | None = None
 
 

@@ -26,7 +26,8 @@ class Stage(StrEnum):
     MOVING = "moving"      # a move to the processed/review folder was started
     MOVED = "moved"        # out of the watched folder (or nothing left to move)
 
-SCHEMA_VERSION = 1
+
+SCHEMA_VERSION = 2
 
 MIGRATIONS: dict[int, str] = {
     1: """
@@ -140,6 +141,15 @@ MIGRATIONS: dict[int, str] = {
         kind TEXT NOT NULL,
         detail TEXT NOT NULL DEFAULT ''
     );
+    """,
+    # The outbox claims a reply before sending it (two senders never send one reply),
+    # and keeps when a reply was last tried and since when it has been refused.
+    2: """
+    ALTER TABLE outbox ADD COLUMN claimed_at TEXT;
+    ALTER TABLE outbox ADD COLUMN claimed_by TEXT NOT NULL DEFAULT '';
+    ALTER TABLE outbox ADD COLUMN last_attempt_at TEXT;
+    ALTER TABLE outbox ADD COLUMN failing_since TEXT;
+    CREATE INDEX outbox_due ON outbox (state, next_attempt_at);
     """,
 }
 

@@ -48,7 +48,7 @@ def write_form(tmp_path: Path, settings, reference, edit=None, name="ds.xlsx") -
 def test_every_command_has_help_with_an_example():
     sub = next(a for a in parser()._actions if a.dest == "command")
     assert set(sub.choices) == {"demo", "run", "poll", "check", "template", "status", "rebuild",
-                                "init"}
+                                "init", "resend"}
     for name, command in sub.choices.items():
         assert command.description and "Example:" in command.description, name
 
@@ -164,3 +164,49 @@ def test_console_script_and_module_entry_points(config, tmp_path, settings, refe
         done = subprocess.run([*command, "--config", str(config), "check", str(path)],
                               capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, done.stderr
+
+
+def test_resend_requeues_failed_replies_and_status_shows_the_outbox(capsys, config, tmp_path,
+                                                                   monkeypatch):
+    from intake.config import load_settings
+    from intake.mail import smtp
+    from intake.store import open_store
+
+    from .test_replies import reply
+
+    monkeypatch.setenv("INTAKE_PATHS__DATA_DIR", str(tmp_path / "data"))
+    settings = load_settings(config)
+    store = open_store(settings.paths.data_dir)
+    ids = [smtp.queue(store, None, "accepted", reply(settings, to=f"hd{n}@example.org"))
+           for n in range(3)]
+    store.db.execute("UPDATE outbox SET state='failed', attempts=9, last_error=?"
+                     " WHERE id IN (?, ?)", ("550 5.2.2 mailbox full", ids[0], ids[1]))
+    store.db.execute("UPDATE outbox SET last_error='451 4.3.0 try later', attempts=2,"
+                     " last_attempt_at=created_at WHERE id=?", (ids[2],))
+    store.close()
+
+    code, out, _ = run(capsys, "--config", str(config), "status")
+    assert code == 0
+    assert "Hộp thư đi: 1 chờ gửi, 2 gửi lỗi." in out
+    assert "Thư chờ gửi lâu nhất: từ " in out and "lần gửi tiếp theo: " in out
+    assert f"Lỗi gần nhất (thư số {ids[2]}, accepted → hd2@example.org" in out
+    assert f"Gửi lỗi (thư số {ids[0]}) accepted → hd0@example.org: 550 5.2.2 mailbox full" in out
+    assert "intake resend --id" in out
+
+    code, out, _ = run(capsys, "--config", str(config), "resend", "--id", str(ids[0]))
+    assert code == 0 and f"số {ids[0]}" in out
+    code, _, err = run(capsys, "--config", str(config), "resend", "--id", "999")
+    assert code == 2 and "reply 999: no such reply" in err
+    code, out, _ = run(capsys, "--config", str(config), "resend", "--all-failed")
+    assert code == 0 and f"số {ids[1]}" in out
+    code, out, _ = run(capsys, "--config", str(config), "resend", "--all-failed")
+    assert code == 0 and "Không có thư gửi lỗi nào" in out
+
+    store = open_store(settings.paths.data_dir)
+    assert [tuple(r) for r in store.query("SELECT state, attempts, last_error FROM outbox"
+                                          " WHERE id IN (?, ?)", tuple(ids[:2]))] == \
+        [("queued", 0, ""), ("queued", 0, "")]
+    store.db.execute("UPDATE outbox SET state='sent' WHERE id=?", (ids[0],))
+    store.close()
+    code, _, err = run(capsys, "--config", str(config), "resend", "--id", str(ids[0]))
+    assert code == 2 and "it is sent, not failed" in err
