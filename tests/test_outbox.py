@@ -190,6 +190,24 @@ def test_a_dead_senders_claim_is_requeued_a_live_one_is_left_alone(tmp_path, cap
     assert "claimed by host/4242/poll" in caplog.text and "queued again" in caplog.text
 
 
+def test_a_claim_of_a_killed_process_on_this_host_is_requeued_at_once(tmp_path):
+    """A SIGKILL between claim and record: the reply goes out at the next round, not after
+    the 30-minute claim timeout (the process is known to be gone)."""
+    handler = Recording()
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    with aiosmtpd(handler) as server:
+        settings = outbox_settings(tmp_path, server.port)
+        [orphan] = fill(settings, 1)
+        store = open_store(settings.paths.data_dir)
+        store.db.execute("UPDATE outbox SET state='sending', claimed_at=?, claimed_by=?",
+                         (datetime.now(UTC).isoformat(timespec="seconds"),
+                          f"{socket.gethostname()}/{gone}/poll"))
+        store.close()
+        assert deliver(settings, datetime.now(UTC))["sent"] == 1
+    assert list(handler.message_ids()) == [orphan]
+
+
 def test_a_store_of_schema_1_is_migrated_and_its_queue_still_sent(tmp_path):
     data = tmp_path / "data"
     data.mkdir()

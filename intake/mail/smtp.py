@@ -414,25 +414,51 @@ def _record(store: Store, item: Row, state: str) -> None:
         (state, now_iso(), now_iso(), item["id"]))
 
 
+def _claimant_gone(claimed_by: str) -> bool:
+    """Whether the process that made a claim is known to be dead (same host, no such pid).
+
+    A SIGKILL leaves its claim behind; on this host we can tell at once that nobody is
+    sending it any more, instead of waiting out the claim timeout.
+    """
+    host, _, rest = claimed_by.partition("/")
+    pid_text = rest.split("/", 1)[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    if int(pid_text) == os.getpid():
+        return False  # one of our own threads: it may still be sending
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, owned by someone else
+        return False
+    return False
+
+
 def _recover_stale_claims(store: Store, settings: Settings, now: datetime) -> int:
     """Claims whose sender died before recording the outcome go back to the queue.
 
-    The reply may have been accepted by the server just before the crash: this is the
-    one documented way a reply goes out twice (SPEC §4).
+    A claim is stale when its process is gone (same host) or it is older than the claim
+    timeout (another host, or a hung sender). The reply may have been accepted by the
+    server just before the crash: this is the one documented way a reply goes out
+    twice (SPEC §4).
     """
     cutoff = _iso(now - claim_timeout(settings))
-    stale_sql = "WHERE state='sending' AND claimed_at < ?"
-    if store.one(f"SELECT 1 FROM outbox {stale_sql} LIMIT 1", (cutoff,)) is None:
+    claims = store.query("SELECT id, claimed_by, claimed_at FROM outbox WHERE state='sending'")
+    if not claims:
         return 0  # the usual case: no write lock taken
+    stale_ids = {int(r["id"]) for r in claims
+                 if (r["claimed_at"] or "") < cutoff or _claimant_gone(r["claimed_by"] or "")}
+    if not stale_ids:
+        return 0
     with store.transaction():
-        stale = store.query(f"SELECT id, claimed_by, claimed_at FROM outbox {stale_sql}",
-                            (cutoff,))
+        stale = [r for r in claims if int(r["id"]) in stale_ids]
         for row in stale:
             store.db.execute(
                 "UPDATE outbox SET state='queued', claimed_at=NULL, claimed_by='', last_error=?"
-                " WHERE id=? AND state='sending'",
+                " WHERE id=? AND state='sending' AND claimed_by=?",
                 (f"lần gửi trước bị gián đoạn ({row['claimed_by']} dừng khi đang gửi lúc "
-                 f"{row['claimed_at']}); đã đưa lại vào hàng đợi", row["id"]))
+                 f"{row['claimed_at']}); đã đưa lại vào hàng đợi", row["id"], row["claimed_by"]))
     for row in stale:
         log.warning("reply id=%s claimed by %s at %s was never recorded; queued again "
                     "(it may already have been sent)", row["id"], row["claimed_by"],
