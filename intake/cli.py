@@ -9,6 +9,7 @@ import os
 import shutil
 import sys
 from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
 
 from rich.console import Console
@@ -266,6 +267,154 @@ def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+@contextmanager
+def _staff_step(settings: Settings):
+    """A staff decision: in its turn beside `intake run`, then replies sent and the message
+    moved at once where the servers answer (else by the next cycle)."""
+    from .locks import cycle_lock
+    from .mail import smtp
+    from .pipeline import Pipeline
+    from .staff import relocate_now
+
+    pipeline = Pipeline(settings)
+    try:
+        with cycle_lock(settings.paths.data_dir, on_wait=lambda: print(
+                "waiting for the running intake step to finish…", file=sys.stderr)):
+            yield pipeline
+            smtp.deliver(pipeline.store, settings)
+            password = settings.mail_secret(settings.mailbox.password_env,
+                                            settings.mailbox.timeout_seconds)
+            problem = relocate_now(pipeline, password)
+            if problem:
+                print(f"note: {problem}", file=sys.stderr)
+            pipeline.store.event("staff")
+            from .workbook import write as write_workbook
+
+            write_workbook(pipeline.store, pipeline.reference, settings)
+    finally:
+        pipeline.store.close()
+
+
+def cmd_review(args: argparse.Namespace, settings: Settings) -> int:
+    """List the messages waiting for staff (held, unknown sender, set aside after failing).
+
+    Each has a token to give to `intake release` or `intake reject`.
+
+    Example: intake review --format json
+    """
+    from .pipeline import Pipeline
+    from .staff import waiting
+
+    pipeline = Pipeline(settings)
+    try:
+        items = waiting(pipeline)
+    finally:
+        pipeline.store.close()
+    if args.format == "json":
+        print(json.dumps({"waiting": [w.as_json() for w in items]}, ensure_ascii=False, indent=2))
+        return EXIT_OK
+    if not items:
+        print("Không có thư nào chờ Ban xem xét.")
+        return EXIT_OK
+    from datetime import datetime
+
+    from .replies import local_time
+
+    table = RichTable("Mã thư", "Trạng thái", "Nhận lúc", "Người gửi", "Tiêu đề", "Lý do",
+                      "Tệp đính kèm")
+    for item in items:
+        table.add_row(item.token, Pipeline.status_label(item.status),
+                      local_time(datetime.fromisoformat(item.received_at)), item.sender,
+                      item.subject, item.reason, item.attachments)
+    _console().print(table)
+    return EXIT_OK
+
+
+def cmd_release(args: argparse.Namespace, settings: Settings) -> int:
+    """File a waiting message as its unit's submission, trusting the sender on staff's word.
+
+    The original received time is kept for the deadline; the unit gets its reply, threaded
+    under its own message; the message moves from the review to the processed folder.
+    ID is the token `intake review` shows. Exit 2 when ID is unknown or not waiting.
+
+    Example: intake release K7QM-2XDH --unit CT --note "Đồng chí Bí thư gửi từ thư cá nhân"
+    """
+    from .staff import cli_actor, release
+
+    with _staff_step(settings) as pipeline:
+        print(release(pipeline, args.id, unit_code=args.unit, note=args.note or "",
+                      actor=cli_actor()))
+    return EXIT_OK
+
+
+def cmd_reject(args: argparse.Namespace, settings: Settings) -> int:
+    """Close a waiting message without filing it or answering the sender.
+
+    Example: intake reject K7QM-2XDH --note "Thư quảng cáo"
+    """
+    from .staff import cli_actor, reject
+
+    with _staff_step(settings) as pipeline:
+        print(reject(pipeline, args.id, note=args.note or "", actor=cli_actor()))
+    return EXIT_OK
+
+
+def cmd_assign(args: argparse.Namespace, settings: Settings) -> int:
+    """Add ADDRESS as a sender address of unit CODE and release what it sent.
+
+    Kept in the store beside units.csv (shown by `intake status`). Exit 2 for an unknown
+    unit.
+
+    Example: intake assign bithu.chauthanh@gmail.com CT
+    """
+    from .staff import assign, cli_actor
+
+    with _staff_step(settings) as pipeline:
+        for line in assign(pipeline, args.address, args.code, actor=cli_actor()):
+            print(line)
+    return EXIT_OK
+
+
+def cmd_recheck(args: argparse.Namespace, settings: Settings) -> int:
+    """Check every current submission again against today's reference lists and rules.
+
+    Reads each unit's files from the archive, prints what changed (rows now valid or now
+    wrong, findings gone or new) and rebuilds the workbook. With --notify, each unit whose
+    status or errors changed gets a fresh reply.
+
+    Example: intake recheck --unit CT --notify
+    """
+    from .recheck import recheck
+    from .staff import StaffError, cli_actor
+
+    if args.unit and args.unit.upper() not in load_reference(settings.paths.reference_dir).units:
+        raise StaffError(f"không có đơn vị mã {args.unit!r}")
+    with _staff_step(settings) as pipeline:
+        result = recheck(pipeline, unit_code=args.unit, notify=args.notify, actor=cli_actor())
+        for line in result.lines():
+            print(line)
+    return EXIT_OK
+
+
+def cmd_accept(args: argparse.Namespace, settings: Settings) -> int:
+    """Accept a row against one finding, on the board's decision (the rules leave room).
+
+    The row then counts as valid; the finding stays visible as "Ban chấp nhận: NOTE", and
+    the decision holds through `intake recheck` and later lists of the unit. HAMLET is the
+    hamlet or its party cell as the unit wrote it; --commune picks one when the name
+    occurs in two communes of the unit.
+
+    Example: intake accept CT "Ấp Phú Hòa" ROW_MEMBERS_BELOW_MIN --note "Ban đồng ý, ấp nhỏ"
+    """
+    from .staff import accept, cli_actor
+
+    with _staff_step(settings) as pipeline:
+        for line in accept(pipeline, args.code, args.hamlet, args.finding, note=args.note,
+                           commune=args.commune, actor=cli_actor()):
+            print(line)
+    return EXIT_OK
+
+
 def cmd_init(args: argparse.Namespace, settings: Settings | None) -> int:
     """Write a starter deployment: config, templates and reference samples.
 
@@ -320,6 +469,29 @@ def parser() -> argparse.ArgumentParser:
                        help="the reply's number shown by intake status (repeatable)")
     which.add_argument("--all-failed", action="store_true", help="every failed reply")
     add("rebuild", cmd_rebuild)
+    review = add("review", cmd_review)
+    review.add_argument("--format", choices=("text", "json"), default="text")
+    for name, func in (("release", cmd_release), ("reject", cmd_reject)):
+        decision = add(name, func)
+        decision.add_argument("id", metavar="ID", help="the token `intake review` shows")
+        if name == "release":
+            decision.add_argument("--unit", metavar="CODE",
+                                  help="the unit, for a sender not yet registered")
+        decision.add_argument("--note", metavar="TEXT", help="why, for the record")
+    assign_cmd = add("assign", cmd_assign)
+    assign_cmd.add_argument("address", metavar="ADDRESS")
+    assign_cmd.add_argument("code", metavar="CODE")
+    recheck_cmd = add("recheck", cmd_recheck)
+    recheck_cmd.add_argument("--unit", metavar="CODE")
+    recheck_cmd.add_argument("--notify", action="store_true",
+                             help="send a fresh reply to each unit whose result changed")
+    accept_cmd = add("accept", cmd_accept)
+    accept_cmd.add_argument("code", metavar="CODE", help="the unit")
+    accept_cmd.add_argument("hamlet", metavar="HAMLET")
+    accept_cmd.add_argument("finding", metavar="FINDING", help="e.g. ROW_MEMBERS_BELOW_MIN")
+    accept_cmd.add_argument("--note", required=True, metavar="TEXT",
+                            help="the board's reason, shown beside the finding")
+    accept_cmd.add_argument("--commune", metavar="NAME")
     init = add("init", cmd_init)
     init.add_argument("directory", metavar="DIR")
     return main_parser

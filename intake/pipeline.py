@@ -9,6 +9,7 @@ fetched twice and nothing recorded is forgotten.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from imap_tools import MailBox
 
-from . import archive
+from . import archive, staff
 from .config import TZ, Settings
 from .errors import MailboxError, StorageError
 from .findings import Finding, finding
@@ -26,6 +27,7 @@ from .locks import cycle_lock
 from .mail import imap, smtp
 from .mail.attachments import extract
 from .mail.envelope import Envelope, envelope, identity, parse
+from .recheck import notice_reference_change
 from .reference import Reference, Unit, load_reference
 from .replies import build as build_reply
 from .replies import check_templates, group_findings, local_time, where
@@ -34,7 +36,7 @@ from .sheets.checks import RowResult, check_coverage
 from .sheets.report import Report, check_files
 from .store import Stage, Store, now_iso, open_store
 from .text import name_key
-from .workbook import LEVELS
+from .workbook import LEVELS, STATUS_LABELS
 from .workbook import write as write_workbook
 
 log = logging.getLogger(__name__)
@@ -66,6 +68,8 @@ class Outcome:
     attachments: list[tuple[str, bytes]] = field(default_factory=list)
     extra_findings: list[Finding] = field(default_factory=list)
     envelope: Envelope | None = None  # set by ``decide``; the reply is addressed from it
+    command: staff.Command | None = None  # a staff command (status "staff-command")
+    answer: list[str] = field(default_factory=list)  # what was done, for the staff member
 
 
 class Pipeline:
@@ -93,6 +97,7 @@ class Pipeline:
             settings.mailbox.password_env, settings.mailbox.timeout_seconds)
         with cycle_lock(settings.paths.data_dir, on_wait=on_wait):
             try:
+                notice_reference_change(self)
                 self._cycle(password, result, backlog)
                 self.store.event("cycle", f"fetched={result.fetched}")
                 result.workbook = write_workbook(self.store, self.reference, settings)
@@ -125,8 +130,13 @@ class Pipeline:
                     result.fetched += 1
                     self._record(folder, validity, item)
             self._process_pending(result)
+            staff.set_aside(self)
             result.sent = smtp.deliver(self.store, settings)
             result.moved = self._move_done(box, folder, validity, result)
+            try:
+                result.moved += staff.relocate(self, box)
+            except MailboxError as exc:  # released messages move at the next cycle
+                result.errors.append(str(exc))
 
     def _high_water(self, box: MailBox, folder: str, validity: int
                     ) -> tuple[int, datetime | None]:
@@ -240,6 +250,12 @@ class Pipeline:
                     continue
                 raw = archive.read(self.settings.paths.data_dir, row["archive"])
                 outcome = self.decide(raw, datetime.fromisoformat(row["received_at"]))
+                if outcome.command is not None and outcome.envelope is not None:
+                    # Carried out before the command message is filed: a crash in between
+                    # repeats it, and every staff decision is safe to repeat.
+                    outcome.answer = staff.execute(self, outcome.command,
+                                                   actor=outcome.envelope.sender,
+                                                   in_reply_to=outcome.envelope.in_reply_to)
                 if not self.file(row, outcome):
                     continue
                 result.statuses[outcome.status] = result.statuses.get(outcome.status, 0) + 1
@@ -276,26 +292,63 @@ class Pipeline:
 
     # -- deciding ---------------------------------------------------------------------
 
-    def decide(self, raw: bytes, received: datetime) -> Outcome:
-        """Steps 1–5 of SPEC §4 for one message; pure apart from reading the reference."""
+    def decide(self, raw: bytes, received: datetime, trusted_unit: Unit | None = None
+               ) -> Outcome:
+        """Steps 1–5 of SPEC §4 for one message; pure apart from reading the reference.
+
+        ``trusted_unit``: staff released the message as this unit's (SPEC §10): the
+        sender check is skipped, on staff's word.
+        """
         settings = self.settings
         message = parse(raw)
         own = {settings.smtp.from_address.lower(), settings.mailbox.username.lower()}
         env = envelope(message, own, settings.rules.authserv_id,
                        {a.lower() for a in settings.rules.trusted_forwarders})
-        outcome = self._decide(message, env, received)
+        outcome = self._decide(message, env, received, trusted_unit)
         outcome.envelope = env
         return outcome
 
-    def _decide(self, message, env: Envelope, received: datetime) -> Outcome:
+    def unit_for(self, address: str) -> Unit | None:
+        """The unit of a sender: units.csv, or an address staff added (``intake assign``)."""
+        unit = self.reference.unit_for_address(address)
+        if unit is None and address:
+            row = self.store.one("SELECT unit_code FROM sender_addresses WHERE address=?",
+                                 (address.lower(),))
+            unit = self.reference.units.get(row["unit_code"]) if row else None
+        return unit
+
+    @staticmethod
+    def status_label(status: str) -> str:
+        return STATUS_LABELS.get(status, status)
+
+    def _staff_command(self, env: Envelope) -> Outcome | None:
+        """A command from staff (SPEC §10), or a command-like message from anyone else,
+        which is held: only a staff address that passes the sender check may command."""
+        command = staff.parse_command(env.first_line, set(self.reference.units))
+        if command is None:
+            return None
         settings = self.settings
-        context = self._context(env, received)
+        genuine = not settings.rules.require_sender_auth or env.auth == "pass"
+        if env.sender in {a.lower() for a in settings.rules.staff} and genuine:
+            return Outcome("staff-command", detail=env.first_line[:200], command=command,
+                           reply_kind="staff-command")
+        if command.verb == "unknown":
+            return None  # an ordinary message that happens to begin with such a word
+        return Outcome("held", detail="thư có dạng lệnh của cán bộ nhưng không gửi từ địa chỉ "
+                       "cán bộ đã xác thực; không thực hiện")
+
+    def _decide(self, message, env: Envelope, received: datetime,
+                trusted_unit: Unit | None = None) -> Outcome:
+        settings = self.settings
+        context = self.context(env, received)
         if env.bounce_of:
             smtp.mark_bounced(self.store, env.bounce_of)
             return Outcome("ignored", detail="thư báo gửi không thành công")
         if env.auto_reason:
             return Outcome("ignored", detail=f"thư tự động ({env.auto_reason})")
-        unit = self.reference.unit_for_address(env.sender)
+        if trusted_unit is None and (command := self._staff_command(env)) is not None:
+            return command
+        unit = trusted_unit or self.unit_for(env.sender)
         if unit is None:
             # Answer only a sender who is real: a reply to a forged From is backscatter.
             genuine = not settings.rules.require_sender_auth or env.auth == "pass"
@@ -303,7 +356,7 @@ class Pipeline:
                            reply_kind="unknown-sender" if env.sender and genuine else "",
                            reply_context=context)
         context["unit_name"] = unit.name
-        if settings.rules.require_sender_auth and env.auth != "pass":
+        if trusted_unit is None and settings.rules.require_sender_auth and env.auth != "pass":
             return Outcome("held", unit, detail="không xác thực được người gửi "
                            f"(Authentication-Results của {settings.rules.authserv_id}: {env.auth})")
         late = received >= settings.campaign.deadline
@@ -317,16 +370,12 @@ class Pipeline:
             return Outcome("no-attachment", unit, late=late, reply_kind="no-attachment",
                            reply_context=context)
         report = check_files(attachments, self.reference, settings, unit=unit, coverage=False)
-        extra = []
-        if late:
-            extra.append(finding(
-                "MAIL_LATE", f"Thư được nhận lúc {local_time(received)}, sau hạn chót "
-                f"{local_time(settings.campaign.deadline)}.", value=local_time(received)))
+        extra = [self.late_finding(received)] if late else []
         return Outcome("accepted", unit, late=late, report=report, attachments=attachments,
                        reply_context=context, extra_findings=extra,
                        detail="bổ sung" if env.addition else "")
 
-    def _context(self, env: Envelope, received: datetime) -> dict[str, object]:
+    def context(self, env: Envelope, received: datetime) -> dict[str, object]:
         return {"unit_name": "", "sender": env.sender, "received_at": local_time(received),
                 "deadline": local_time(self.settings.campaign.deadline),
                 "year": self.settings.campaign.year,
@@ -334,17 +383,30 @@ class Pipeline:
 
     # -- filing -----------------------------------------------------------------------
 
-    def file(self, row, outcome: Outcome) -> bool:
+    def file(self, row, outcome: Outcome, release: dict[str, str] | None = None) -> bool:
         """Steps 6–7 in one transaction: submission, rows, findings, and the queued reply.
 
         The stage is read again inside the transaction: a message someone else filed in
         the meantime is left as it is (returns False), never filed or answered twice.
+        ``release`` (actor, note): staff release a waiting message (SPEC §10); it must
+        still be waiting, and it is moved from the review to the processed folder.
         """
         env = outcome.envelope
         assert env is not None, "file() takes an outcome from decide()"
         with self.store.transaction() as db:
-            current = db.execute("SELECT stage FROM messages WHERE id=?", (row["id"],)).fetchone()
-            if current is None or current["stage"] != Stage.RECORDED:
+            current = db.execute("SELECT stage, status, settled FROM messages WHERE id=?",
+                                 (row["id"],)).fetchone()
+            if release is not None:
+                if current is None or current["settled"] or \
+                        current["status"] not in staff.WAITING_STATUSES:
+                    raise staff.StaffError(f"thư mã {row['token'] or row['id']} không còn chờ "
+                                           "Ban xem xét")
+                db.execute("UPDATE messages SET settled='released', relocate=? WHERE id=?",
+                           (self.settings.mailbox.processed_folder, row["id"]))
+                staff.record(db, release["actor"], "release", int(row["id"]),
+                             outcome.unit.code if outcome.unit else None, release.get("note", ""),
+                             outcome.status)
+            elif current is None or current["stage"] != Stage.RECORDED:
                 log.info("uid=%s already filed elsewhere; left as it is", row["uid"])
                 return False
             names = ", ".join(name for name, _ in outcome.attachments)
@@ -353,9 +415,10 @@ class Pipeline:
             db.execute("UPDATE messages SET status=?, unit_code=?, detail=?, late=?, attachments=?,"
                        " stage=?, error='' WHERE id=?",
                        (outcome.status, outcome.unit.code if outcome.unit else None,
-                        outcome.detail, int(outcome.late), names, Stage.FILED, row["id"]))
+                        outcome.detail, int(outcome.late), names,
+                        current["stage"] if release is not None else Stage.FILED, row["id"]))
             if outcome.reply_kind or outcome.report is not None:
-                self._queue_reply(row, outcome, env)
+                self.queue_reply(row, outcome, env)
         log.info("filed uid=%s status=%s unit=%s", row["uid"], outcome.status,
                  outcome.unit.code if outcome.unit else "-")
         return True
@@ -376,6 +439,21 @@ class Pipeline:
             path, digest = archive.keep_attachment(self.settings.paths.data_dir, name, data)
             db.execute("INSERT INTO files(submission, name, sha256, path) VALUES (?,?,?,?)",
                        (submission, name, digest, path))
+        status, coverage = self.apply(int(submission or 0), unit, report, addition=addition,
+                                      received_at=row["received_at"], late=outcome.late,
+                                      extra=outcome.extra_findings)
+        outcome.reply_context.update(self.summary(report, coverage, outcome))
+        return status
+
+    def apply(self, submission: int, unit: Unit, report: Report, *, addition: bool,
+              received_at: str, late: bool, extra: list[Finding]) -> tuple[str, list[Finding]]:
+        """A checked submission's rows and findings become the unit's current list.
+
+        Used when a message is filed and again by ``intake recheck``, which replays a
+        unit's current submissions in order; the caller holds the transaction. Returns
+        the submission's status and its coverage findings.
+        """
+        db = self.store.db
         if addition:
             for result in report.results:
                 key = self._hamlet(result)
@@ -395,26 +473,54 @@ class Pipeline:
             for f in file_report.findings:
                 self._insert_finding(submission, None, unit.code, f)
         self._check_conflicts(unit.code, report.results)
+        accepted = self._accept(unit.code, report.results)
         for result in report.results:
-            row_id = self._insert_row(submission, unit.code, row["received_at"], result)
+            row_id = self._insert_row(submission, unit.code, received_at, result)
             for f in result.findings:
-                self._insert_finding(submission, row_id, unit.code, f)
+                self._insert_finding(submission, row_id, unit.code, f, accepted.get(id(f), ""))
         registered = {
             (r[0], r[1]) for r in db.execute(
                 "SELECT commune_code, hamlet_key FROM rows WHERE unit_code=? AND current=1 AND"
                 " valid=1", (unit.code,))
         }
         coverage = check_coverage(registered, unit, self.reference)
-        for f in coverage + outcome.extra_findings:
+        for f in coverage + extra:
             self._insert_finding(submission, None, unit.code, f)
         errors = [f for f in report.findings + coverage if f.is_error]
-        late_error = outcome.late and self.settings.campaign.late_policy == "reject"
+        late_error = late and self.settings.campaign.late_policy == "reject"
         status = "needs-correction" if errors or late_error else "accepted"
         if not report.results and not errors:
             status = "needs-correction"
         db.execute("UPDATE submissions SET status=? WHERE id=?", (status, submission))
-        outcome.reply_context.update(self._summary(report, coverage, outcome))
-        return status
+        return status, coverage
+
+    def _accept(self, unit_code: str, results: list[RowResult]) -> dict[int, str]:
+        """Findings staff accepted against the rules (``intake accept``): the row counts as
+        valid, and the finding stays visible, as a warning saying so. Returns the notes by
+        the id of the finding that replaced each accepted one."""
+        accepted = {(r["commune_code"], r["hamlet_key"], r["code"]): r["note"]
+                    for r in self.store.query(
+                        "SELECT commune_code, hamlet_key, code, note FROM acceptances"
+                        " WHERE unit_code=?", (unit_code,))}
+        notes: dict[int, str] = {}
+        if not accepted:
+            return notes
+        for result in results:
+            commune_code, key = self._hamlet(result)
+            for index, f in enumerate(result.findings):
+                note = accepted.get((commune_code, key, f.code))
+                if note is None or not f.is_error:
+                    continue
+                kept = dataclasses.replace(f, level="warning",
+                                           message=f"Ban chấp nhận: {note}. ({f.message})")
+                result.findings[index] = kept
+                notes[id(kept)] = note
+        return notes
+
+    def late_finding(self, received: datetime) -> Finding:
+        return finding(
+            "MAIL_LATE", f"Thư được nhận lúc {local_time(received)}, sau hạn chót "
+            f"{local_time(self.settings.campaign.deadline)}.", value=local_time(received))
 
     def _check_conflicts(self, unit_code: str, results: list[RowResult]) -> None:
         """ROW_CONFLICT: the hamlet is already in another unit's current list."""
@@ -463,15 +569,15 @@ class Pipeline:
         return int(cursor.lastrowid or 0)
 
     def _insert_finding(self, submission: int, row_id: int | None, unit_code: str,
-                        f: Finding) -> None:
+                        f: Finding, accepted_note: str = "") -> None:
         self.store.db.execute(
             "INSERT INTO findings(submission, row, unit_code, file, sheet, row_number,"
-            " column_letter, code, level, field, value, message, suggestion)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " column_letter, code, level, field, value, message, suggestion, accepted_note)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (submission, row_id, unit_code, f.file, f.sheet, f.row, f.column, f.code, f.level,
-             f.field, f.value, f.message, f.suggestion))
+             f.field, f.value, f.message, f.suggestion, accepted_note))
 
-    def _summary(self, report: Report, coverage: list[Finding], outcome: Outcome
+    def summary(self, report: Report, coverage: list[Finding], outcome: Outcome
                  ) -> dict[str, object]:
         findings = report.findings + coverage + outcome.extra_findings
         errors = [f for f in findings if f.is_error]
@@ -491,9 +597,11 @@ class Pipeline:
             "levels": LEVELS,
         }
 
-    def _queue_reply(self, row, outcome: Outcome, env: Envelope) -> None:
+    def queue_reply(self, row, outcome: Outcome, env: Envelope) -> None:
         kind = outcome.reply_kind or outcome.status
         context = dict(outcome.reply_context)
+        context.setdefault("answer", outcome.answer)
+        context.setdefault("command", outcome.command.line if outcome.command else "")
         context.setdefault("unit_name", outcome.unit.name if outcome.unit else "")
         context.setdefault("ignored", [])
         files = self._annotated(outcome) if outcome.status == "needs-correction" else []

@@ -22,7 +22,7 @@ from .findings import Finding
 from .text import nfc
 
 KINDS = ("accepted", "needs-correction", "no-attachment", "unknown-sender", "rejected-late",
-         "reminder", "digest", "final-report", "alert")
+         "reminder", "digest", "final-report", "alert", "waiting", "staff-command")
 BOARD = "Ban Tổ chức – Kiểm tra Tỉnh đoàn Bến Tre"
 _RE_PREFIX = re.compile(r"^\s*((re|fw|fwd|tl|trả lời|tr)\s*:\s*)+", re.IGNORECASE)
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"

@@ -27,7 +27,7 @@ class Stage(StrEnum):
     MOVED = "moved"        # out of the watched folder (or nothing left to move)
 
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 MIGRATIONS: dict[int, str] = {
     1: """
@@ -150,6 +150,44 @@ MIGRATIONS: dict[int, str] = {
     ALTER TABLE outbox ADD COLUMN last_attempt_at TEXT;
     ALTER TABLE outbox ADD COLUMN failing_since TEXT;
     CREATE INDEX outbox_due ON outbox (state, next_attempt_at);
+    """,
+    # Staff actions (SPEC §10): tokens for waiting messages, what staff decided, the
+    # sender addresses they added, and findings they accepted against the rules.
+    3: """
+    ALTER TABLE messages ADD COLUMN token TEXT;
+    ALTER TABLE messages ADD COLUMN settled TEXT NOT NULL DEFAULT '';
+    ALTER TABLE messages ADD COLUMN relocate TEXT NOT NULL DEFAULT '';
+    CREATE UNIQUE INDEX messages_token ON messages (token);
+    CREATE INDEX messages_stage ON messages (stage);
+    CREATE TABLE actions (
+        id INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        message INTEGER REFERENCES messages(id),
+        unit_code TEXT,
+        note TEXT NOT NULL DEFAULT '',
+        detail TEXT NOT NULL DEFAULT ''
+    );
+    CREATE TABLE sender_addresses (
+        address TEXT PRIMARY KEY,
+        unit_code TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        at TEXT NOT NULL
+    );
+    CREATE TABLE acceptances (
+        id INTEGER PRIMARY KEY,
+        unit_code TEXT NOT NULL,
+        commune_code TEXT NOT NULL,
+        hamlet_key TEXT NOT NULL,
+        code TEXT NOT NULL,
+        hamlet TEXT NOT NULL DEFAULT '',
+        note TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        at TEXT NOT NULL,
+        UNIQUE (unit_code, commune_code, hamlet_key, code)
+    );
+    ALTER TABLE findings ADD COLUMN accepted_note TEXT NOT NULL DEFAULT '';
     """,
 }
 

@@ -50,6 +50,7 @@ STATUS_LABELS = {
     "held": "Chờ Ban xem xét",
     "ignored": "Bỏ qua (thư tự động)",
     "rejected-late": "Từ chối (trễ hạn)",
+    "staff-command": "Lệnh của cán bộ",
 }
 OUTBOX_LABELS = {"queued": "Đang chờ gửi", "sent": "Đã gửi", "failed": "Gửi lỗi",
                  "bounced": "Bị trả lại", "dry-run": "Chạy thử (không gửi)",

@@ -48,7 +48,8 @@ def write_form(tmp_path: Path, settings, reference, edit=None, name="ds.xlsx") -
 def test_every_command_has_help_with_an_example():
     sub = next(a for a in parser()._actions if a.dest == "command")
     assert set(sub.choices) == {"demo", "run", "poll", "check", "template", "status", "rebuild",
-                                "init", "resend"}
+                                "init", "resend", "review", "release", "reject", "assign",
+                                "recheck", "accept"}
     for name, command in sub.choices.items():
         assert command.description and "Example:" in command.description, name
 

@@ -30,7 +30,7 @@ from aiosmtpd.smtp import AuthResult
 
 from intake.demo import free_port
 from intake.mail import smtp
-from intake.store import MIGRATIONS, open_store
+from intake.store import MIGRATIONS, SCHEMA_VERSION, open_store
 
 from .conftest import make_cert, make_settings
 from .test_replies import reply
@@ -226,7 +226,7 @@ def test_a_store_of_schema_1_is_migrated_and_its_queue_still_sent(tmp_path):
     with aiosmtpd(handler) as server:
         settings = outbox_settings(tmp_path, server.port)
         store = open_store(settings.paths.data_dir)
-        assert store.version == 2
+        assert store.version == SCHEMA_VERSION
         store.close()
         assert deliver(settings, datetime.now(UTC))["sent"] == 1
     assert list(handler.message_ids()) == ["<old@example.org>"]

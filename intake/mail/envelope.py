@@ -55,6 +55,8 @@ class Envelope:
     bounce_of: list[str] = field(default_factory=list)  # our Message-IDs named by a DSN
     auth: str = "none"  # "pass" or "fail"/"none" from the trusted Authentication-Results
     forwarded_by: str = ""
+    in_reply_to: str = ""
+    first_line: str = ""  # the first non-empty line of the text body (staff commands)
 
     @property
     def addition(self) -> bool:
@@ -175,12 +177,40 @@ def envelope(message: Message, own: set[str], authserv_id: str,
         auto_reason=_auto_reason(message, sender, own),
         bounce_of=_bounced_ids(message),
         auth=authentication(message, authserv_id, sender),
+        in_reply_to=(re.findall(r"<[^>]+>", header(message, "In-Reply-To")) or [""])[0],
+        first_line=first_body_line(message),
     )
     if sender in trusted_forwarders:
         original = original_sender(message)
         if original:
             result.forwarded_by, result.sender = sender, original
     return result
+
+
+_TAG = re.compile(r"<[^>]*>")
+
+
+def first_body_line(message: Message) -> str:
+    """The first non-empty line the sender wrote (plain text, else HTML without tags).
+
+    Quoted text (">") and signatures come after it, so a command typed on top of a reply
+    is found; nothing here may raise for a malformed body.
+    """
+    for wanted in ("text/plain", "text/html"):
+        for part in message.walk():
+            if part.get_content_type() != wanted or part.get_filename():
+                continue
+            try:
+                text = part.get_content()
+            except Exception:
+                continue
+            if wanted == "text/html":
+                text = _TAG.sub("\n", re.sub(r"(?is)<(style|script)[^>]*>.*?</\1>", "", text))
+            for line in str(text).splitlines():
+                line = clean(line)
+                if line and not line.startswith(">"):
+                    return line[:300]
+    return ""
 
 
 def identity(raw: bytes, authserv_id: str) -> tuple[str, str, str]:

@@ -244,10 +244,20 @@ def _holds(box: MailBox, folder: str, message_id: str, source: str | None) -> bo
     client = box.client
     _check(client.select(encode_folder(folder), readonly=True), f"EXAMINE {folder}")
     try:
-        quoted = message_id.replace("\\", "\\\\").replace('"', '\\"')
-        data = _check(client.uid("SEARCH", "HEADER", "Message-ID", f'"{quoted}"'),
-                      "UID SEARCH")
-        return bool(b" ".join(d for d in data if d).split())
+        return bool(_search(box, message_id))
     finally:
         if source:
             _check(client.select(encode_folder(source)), f"SELECT {source}")
+
+
+def search_message_id(box: MailBox, message_id: str) -> list[int]:
+    """UIDs of the messages in the selected folder carrying this Message-ID."""
+    with talking("UID SEARCH HEADER"):
+        return _search(box, message_id)
+
+
+def _search(box: MailBox, message_id: str) -> list[int]:
+    quoted = message_id.replace("\\", "\\\\").replace('"', '\\"')
+    data = _check(box.client.uid("SEARCH", "HEADER", "Message-ID", f'"{quoted}"'),
+                  "UID SEARCH")
+    return [int(x) for x in b" ".join(d for d in data if d).split()]

@@ -1,0 +1,218 @@
+"""Check every current submission again, from its archived files (SPEC §10 ``recheck``).
+
+When the board corrects a reference list (a party cell that did register) or a rule,
+lists already filed must follow: each unit's current submissions (its last full list and
+the "bổ sung" after it) are read again from the archive, checked against today's
+reference and rules, and replayed in order, in one transaction per unit. What changed
+for the unit (rows now valid or now wrong, findings gone or new) is reported, and with
+``notify`` the unit gets a fresh reply when its status or its errors changed.
+
+A reference file that changes between cycles is noticed by the next cycle, which runs
+this at once (without notifying units) and tells staff what changed, so the workbook
+never disagrees with the lists; staff then send "KIỂM TRA LẠI" to answer the units.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from .mail.envelope import envelope, parse
+from .reference import Unit
+from .sheets.report import Report, check_files
+from .staff import record
+
+if TYPE_CHECKING:
+    from .pipeline import Pipeline
+
+log = logging.getLogger(__name__)
+
+REFERENCE_FILES = ("units.csv", "communes.csv", "party_cells.csv")
+REFERENCE_KEY = "reference_sha256"
+
+
+@dataclass
+class UnitChange:
+    """What a recheck changed for one unit."""
+
+    unit: Unit
+    status_before: str
+    status_after: str
+    now_valid: list[str] = field(default_factory=list)
+    now_wrong: list[str] = field(default_factory=list)
+    gone: list[str] = field(default_factory=list)
+    new: list[str] = field(default_factory=list)
+    notified: bool = False
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.status_before != self.status_after or self.now_valid or
+                    self.now_wrong or self.gone or self.new)
+
+    def lines(self) -> list[str]:
+        from .workbook import STATUS_LABELS
+
+        out = [f"{self.unit.name}: "
+               + (f"{STATUS_LABELS.get(self.status_before, self.status_before)} → "
+                  f"{STATUS_LABELS.get(self.status_after, self.status_after)}"
+                  if self.status_before != self.status_after
+                  else STATUS_LABELS.get(self.status_after, self.status_after))
+               + ("; đã gửi thư trả lời mới cho đơn vị" if self.notified else "")]
+        for label, items in (("nay hợp lệ", self.now_valid), ("nay có lỗi", self.now_wrong),
+                             ("lỗi không còn", self.gone), ("lỗi mới", self.new)):
+            if items:
+                shown = "; ".join(items[:10]) + (f"; … (+{len(items) - 10})"
+                                                 if len(items) > 10 else "")
+                out.append(f"  {label} ({len(items)}): {shown}")
+        return out
+
+
+@dataclass
+class RecheckResult:
+    changes: list[UnitChange]
+
+    @property
+    def changed(self) -> list[UnitChange]:
+        return [c for c in self.changes if c.changed]
+
+    def lines(self) -> list[str]:
+        if not self.changes:
+            return ["Chưa có danh sách nào để kiểm tra lại."]
+        changed = self.changed
+        if not changed:
+            return [f"Đã kiểm tra lại danh sách của {len(self.changes)} đơn vị: không có gì "
+                    "thay đổi."]
+        return [f"Đã kiểm tra lại danh sách của {len(self.changes)} đơn vị; "
+                f"{len(changed)} đơn vị có thay đổi:"] + [
+            line for change in changed for line in change.lines()]
+
+
+def _snapshot(pipeline: Pipeline, unit_code: str) -> tuple[str, dict[str, bool], set[str]]:
+    """(status, validity by row label, finding texts) of a unit's current list."""
+    store = pipeline.store
+    last = store.one("SELECT status FROM submissions WHERE unit_code=? ORDER BY received_at DESC,"
+                     " id DESC LIMIT 1", (unit_code,))
+    rows = {f"{r['party_cell']} ({r['commune']})": bool(r["valid"]) for r in store.query(
+        "SELECT party_cell, commune, valid FROM rows WHERE unit_code=? AND current=1",
+        (unit_code,))}
+    findings = {f"[{r['code']}] {r['message']}" for r in store.query(
+        "SELECT code, message FROM findings WHERE unit_code=? AND current=1 AND code != 'MAIL_LATE'",
+        (unit_code,))}
+    return (last["status"] if last else ""), rows, findings
+
+
+def _chain(pipeline: Pipeline, unit_code: str) -> list:
+    """The unit's current submissions: its last full list and the additions after it."""
+    subs = pipeline.store.query(
+        "SELECT s.*, m.archive, m.id AS message_row FROM submissions s"
+        " JOIN messages m ON m.id = s.message WHERE s.unit_code=?"
+        " ORDER BY s.received_at, s.id", (unit_code,))
+    start = max((i for i, s in enumerate(subs) if not s["addition"]), default=0)
+    return list(subs[start:])
+
+
+def _report(pipeline: Pipeline, submission, unit: Unit) -> Report:
+    data_dir = pipeline.settings.paths.data_dir
+    files = [(f["name"], (data_dir / f["path"]).read_bytes()) for f in pipeline.store.query(
+        "SELECT name, path FROM files WHERE submission=? ORDER BY id", (submission["id"],))]
+    return check_files(files, pipeline.reference, pipeline.settings, unit=unit, coverage=False)
+
+
+def recheck(pipeline: Pipeline, *, unit_code: str | None = None, notify: bool = False,
+            actor: str) -> RecheckResult:
+    """Replay every current submission against today's lists; the caller holds the lock."""
+    units = [u for code, u in sorted(pipeline.reference.units.items())
+             if unit_code is None or code == unit_code.upper()]
+    changes: list[UnitChange] = []
+    for unit in units:
+        chain = _chain(pipeline, unit.code)
+        if not chain:
+            continue
+        status_before, rows_before, findings_before = _snapshot(pipeline, unit.code)
+        reports = [(sub, _report(pipeline, sub, unit)) for sub in chain]
+        with pipeline.store.transaction() as db:
+            coverage: list = []
+            for sub, report in reports:
+                received = datetime.fromisoformat(sub["received_at"])
+                extra = [pipeline.late_finding(received)] if sub["late"] else []
+                _status, coverage = pipeline.apply(
+                    int(sub["id"]), unit, report, addition=bool(sub["addition"]),
+                    received_at=sub["received_at"], late=bool(sub["late"]), extra=extra)
+            status_after, rows_after, findings_after = _snapshot(pipeline, unit.code)
+            change = UnitChange(
+                unit, status_before, status_after,
+                now_valid=sorted(k for k, v in rows_after.items()
+                                 if v and rows_before.get(k) is False),
+                now_wrong=sorted(k for k, v in rows_after.items()
+                                 if not v and rows_before.get(k) is True),
+                gone=sorted(findings_before - findings_after),
+                new=sorted(findings_after - findings_before))
+            if change.changed:
+                record(db, actor, "recheck", None, unit.code,
+                       detail="; ".join(change.lines())[:2000])
+                if notify:
+                    _notify(pipeline, chain[-1], reports[-1][1], coverage, unit, status_after)
+                    change.notified = True
+        changes.append(change)
+    log.info("recheck by %s: %s units, %s changed", actor, len(changes),
+             sum(1 for c in changes if c.changed))
+    return RecheckResult(changes)
+
+
+def _notify(pipeline: Pipeline, submission, report: Report, coverage: list, unit: Unit,
+            status: str) -> None:
+    """A fresh reply to the unit, threaded under its latest message, saying it is a recheck."""
+    from .pipeline import Outcome
+
+    message = pipeline.store.one("SELECT * FROM messages WHERE id=?", (submission["message_row"],))
+    raw = (pipeline.settings.paths.data_dir / message["archive"]).read_bytes()
+    settings = pipeline.settings
+    own = {settings.smtp.from_address.lower(), settings.mailbox.username.lower()}
+    env = envelope(parse(raw), own, settings.rules.authserv_id,
+                   {a.lower() for a in settings.rules.trusted_forwarders})
+    received = datetime.fromisoformat(submission["received_at"])
+    extra = [pipeline.late_finding(received)] if submission["late"] else []
+    outcome = Outcome(status, unit, late=bool(submission["late"]), reply_kind=status,
+                      report=report, envelope=env, extra_findings=extra,
+                      reply_context=pipeline.context(env, received))
+    outcome.reply_context["unit_name"] = unit.name
+    outcome.reply_context["recheck"] = True
+    outcome.reply_context.update(pipeline.summary(report, coverage, outcome))
+    pipeline.queue_reply(message, outcome, env)
+
+
+def reference_digest(pipeline: Pipeline) -> str:
+    folder = pipeline.settings.paths.reference_dir
+    digest = hashlib.sha256()
+    for name in REFERENCE_FILES:
+        path = folder / name
+        digest.update(name.encode() + b"\0" + (path.read_bytes() if path.exists() else b""))
+    return digest.hexdigest()
+
+
+def notice_reference_change(pipeline: Pipeline) -> RecheckResult | None:
+    """At each cycle: when the reference lists changed since the last one, recheck every
+    unit (without answering units) and tell staff what changed. The caller holds the lock."""
+    digest = reference_digest(pipeline)
+    store = pipeline.store
+    row = store.one("SELECT value FROM meta WHERE key=?", (REFERENCE_KEY,))
+    if row is not None and row["value"] == digest:
+        return None
+    result = None
+    if row is not None:
+        result = recheck(pipeline, notify=False, actor="hệ thống (danh sách tham chiếu thay đổi)")
+        if result.changed:
+            from . import campaign
+
+            campaign.alert(store, pipeline.settings, pipeline.templates, datetime.now(UTC),
+                           "danh sách tham chiếu (units.csv, communes.csv, party_cells.csv) đã "
+                           "thay đổi; hệ thống đã kiểm tra lại các danh sách đã nhận. "
+                           + " ".join(result.lines())
+                           + " Để gửi kết quả mới cho các đơn vị, trả lời: KIỂM TRA LẠI.",
+                           f"alert:reference:{digest[:16]}")
+    with store.transaction() as db:
+        db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?,?)", (REFERENCE_KEY, digest))
+    return result
