@@ -5,7 +5,9 @@ faster than openpyxl on large sheets, never runs macros, does not expand XML ent
 refuses ODS repeat bombs with a cell limit, reads Strict OOXML, and reports merged
 ranges (needed for the two-row header). CSV goes through the standard library with an
 encoding guess. What a file *declares* (dimensions, sizes) is never trusted: sizes are
-checked against the zip directory and rows are counted as they stream.
+checked against the zip directory, the extent of the cells that hold values is measured
+from the sheet XML before calamine builds its grid (``extent.py``), and rows are counted
+as they stream.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import python_calamine as calamine
 from ..config import Limits
 from ..findings import Finding, finding
 from ..text import clean, nfc
+from .extent import oversized
 from .tcvn3 import looks_tcvn3, tcvn3_to_unicode
 
 SPREADSHEET_SUFFIXES = {".xlsx", ".xlsm", ".xlsb", ".xls", ".ods", ".csv"}
@@ -62,7 +65,11 @@ class FileRead:
 
 
 class TooLarge(Exception):
-    """A limit was hit; the message (Vietnamese) says which."""
+    """A limit was hit; the message (Vietnamese) says which, the suggestion what to do."""
+
+    def __init__(self, message: str, suggestion: str = "") -> None:
+        super().__init__(message)
+        self.suggestion = suggestion
 
 
 def column_letter(index: int) -> str:
@@ -149,11 +156,37 @@ def _is_encrypted(data: bytes) -> bool:
     return False
 
 
+def _check_extent(data: bytes, limits: Limits) -> None:
+    """Refuse a sheet whose valued cells span more than the limits, before calamine sees it.
+
+    calamine allocates the whole box between the first and last valued cell at once, so
+    this is the only point where a sparse giant can be refused without that allocation.
+    """
+    extent = oversized(data, limits.max_rows, limits.max_columns)
+    if extent is None:
+        return
+    last = f"{column_letter(extent.last_col + 1)}{extent.last_row + 1}"
+    sheet = f"trang tính “{nfc(extent.sheet)}”" if extent.sheet else "một trang tính"
+    raise TooLarge(
+        f"{sheet} có dữ liệu trải đến ô {last} (dòng {_number(extent.last_row + 1)}, "
+        f"cột {column_letter(extent.last_col + 1)}), vượt quá {_number(limits.max_rows)} "
+        f"dòng × {_number(limits.max_columns)} cột mà hệ thống đọc được",
+        "Vui lòng xóa các ô có dữ liệu nằm ngoài danh sách (hoặc chép riêng danh sách "
+        "sang một tệp mới) rồi gửi lại.")
+
+
+def _number(value: int) -> str:
+    """1048576 -> "1.048.576" (Vietnamese thousands separator)."""
+    return f"{value:,}".replace(",", ".")
+
+
 def _read_workbook(name: str, data: bytes, limits: Limits) -> list[Table]:
     if data.startswith(ZIP_MAGIC):
         _check_zip(data, limits)
     if _is_encrypted(data):
         raise Encrypted(name)
+    if data.startswith(ZIP_MAGIC):
+        _check_extent(data, limits)
     workbook = calamine.CalamineWorkbook.from_filelike(io.BytesIO(data))
     try:
         metadata = workbook.sheets_metadata
@@ -241,7 +274,8 @@ def read_file(name: str, data: bytes, limits: Limits, depth: int = 0) -> list[Fi
             result.tables = _read_workbook(display, data, limits)
     except TooLarge as exc:
         result.findings.append(finding(
-            "FILE_TOO_LARGE", f"Tệp {display} vượt giới hạn: {exc}.", file=display))
+            "FILE_TOO_LARGE", f"Tệp {display} vượt giới hạn: {exc}.", file=display,
+            suggestion=exc.suggestion))
     except (calamine.PasswordError, Encrypted):
         result.findings.append(finding(
             "FILE_ENCRYPTED",
