@@ -2,16 +2,22 @@
 
 A 1.5 KB .xlsx with values at A1 and XFD1048576 makes calamine ask for 550 GB and the
 Rust runtime abort the process. It is refused from its XML before calamine builds a
-grid. Anything that could abort the process under test runs in a subprocess, so a
-regression fails one test instead of ending the run.
+grid; whatever still kills a reader does so in a memory-limited child process and
+becomes a finding. Anything that could abort the process under test runs in a
+subprocess, so a regression fails one test instead of ending the run.
 """
 
 from __future__ import annotations
 
+import ctypes
 import io
 import json
+import operator
+import os
 import subprocess
 import sys
+import threading
+import time
 import zipfile
 from pathlib import Path
 
@@ -19,8 +25,10 @@ import pytest
 import python_calamine as calamine
 
 from intake.config import Limits
+from intake.samples import eligible_rows, form
 from intake.sheets.extent import _expat_ooxml, oversized
 from intake.sheets.read import read_file
+from intake.sheets.sandbox import Sandbox, SandboxError
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = Path(__file__).parent / "corpus" / "sheets"
@@ -122,6 +130,7 @@ def read_elsewhere(tmp_path: Path, files: dict[str, bytes], **limits: object) ->
 import json, sys, time
 from pathlib import Path
 from intake.config import Limits
+from intake.sheets import sandbox
 from intake.sheets.read import read_file
 limits = Limits(**{limits!r})
 for path in sorted(Path({str(folder)!r}).iterdir()):
@@ -132,7 +141,8 @@ for path in sorted(Path({str(folder)!r}).iterdir()):
         "messages": [f.message for f in result.findings],
         "suggestions": [f.suggestion for f in result.findings],
         "rows": sum(len(t.rows) for t in result.tables),
-        "seconds": time.perf_counter() - start}}), flush=True)
+        "seconds": time.perf_counter() - start,
+        "workers": sandbox.default().started}}), flush=True)
 """
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           cwd=ROOT, timeout=120)
@@ -141,9 +151,10 @@ for path in sorted(Path({str(folder)!r}).iterdir()):
     return [json.loads(line) for line in done.stdout.splitlines()]
 
 
-def test_sparse_giant_is_refused_quickly_and_the_process_lives(tmp_path):
+@pytest.mark.parametrize("isolate", [True, False])
+def test_sparse_giant_is_refused_quickly_and_the_process_lives(tmp_path, isolate):
     assert len(GIANT) < 2048
-    [giant] = read_elsewhere(tmp_path, {"giant.xlsx": GIANT})
+    [giant] = read_elsewhere(tmp_path, {"giant.xlsx": GIANT}, isolate_readers=isolate)
     assert giant["codes"] == ["FILE_TOO_LARGE"]
     message = giant["messages"][0]
     assert "“Danh sách”" in message and "XFD1048576" in message
@@ -151,11 +162,13 @@ def test_sparse_giant_is_refused_quickly_and_the_process_lives(tmp_path):
     assert "50.000 dòng × 200 cột" in message
     assert "xóa các ô" in giant["suggestions"][0]
     assert giant["seconds"] < 2  # refused from the XML, not after a failed allocation
+    if isolate:
+        assert giant["workers"] == 1  # no reader died on the way
 
 
 def test_every_spelling_of_a_giant_is_refused_before_calamine(tmp_path):
-    # Were the XML scan to miss one, calamine would abort the interpreter and
-    # read_elsewhere would fail.
+    # In-process (isolate_readers=false): were the XML scan to miss one, calamine would
+    # abort the interpreter and read_elsewhere would fail.
     files = {f"{name}.xlsx": xlsx(data) for name, data in GIANT_SPELLINGS.items()}
     files["ods giant.ods"] = ods(
         '<table:table-row><table:table-cell office:value-type="float" office:value="1">'
@@ -164,11 +177,38 @@ def test_every_spelling_of_a_giant_is_refused_before_calamine(tmp_path):
         '</table:table-row><table:table-row><table:table-cell '
         'table:number-columns-repeated="16383"/><table:table-cell><text:p>x</text:p>'
         '</table:table-cell></table:table-row>')
-    results = read_elsewhere(tmp_path, files)
+    results = read_elsewhere(tmp_path, files, isolate_readers=False)
     assert [r["file"] for r in results] == list(files)
     for result in results:
         assert result["codes"] == ["FILE_TOO_LARGE"], result
         assert "vượt quá 50.000 dòng × 200 cột" in result["messages"][0], result
+
+
+def test_reader_killed_in_the_child_is_a_finding_and_the_next_file_reads(tmp_path, settings,
+                                                                        reference):
+    # Limits wide enough for the scan to let the giant through: calamine really tries
+    # to allocate 550 GB, and the Rust runtime aborts the worker.
+    unit = reference.units["CT"]
+    good = form(settings, reference, unit, eligible_rows(settings, reference, unit, limit=3))
+    giant, after = read_elsewhere(tmp_path, {"giant.xlsx": GIANT, "ds.xlsx": good},
+                                  max_rows=2_000_000, max_columns=20_000)
+    assert giant["codes"] == ["FILE_TOO_LARGE"]
+    assert "1.024 MB bộ nhớ" in giant["messages"][0]
+    assert after["codes"] == [] and after["rows"] > 3
+    assert after["workers"] == 2  # the dead worker was replaced
+
+
+def test_reader_over_its_time_is_refused_and_the_next_file_reads(settings, reference):
+    unit = reference.units["CT"]
+    rows = eligible_rows(settings, reference, unit)
+    big = form(settings, reference, unit, rows * (3000 // len(rows) + 1))
+    start = time.perf_counter()
+    [slow] = read_file("ds.xlsx", big, Limits(max_reader_seconds=0.005))
+    assert time.perf_counter() - start < 5
+    assert [f.code for f in slow.findings] == ["FILE_TOO_LARGE"]
+    assert "0.005 giây" in slow.findings[0].message
+    [again] = read_file("ds.xlsx", big, Limits())
+    assert again.findings == [] and len(again.tables[0].rows) > 3000
 
 
 def test_legitimate_wide_or_styled_sheets_still_read():
@@ -200,3 +240,53 @@ def test_xml_scan_places_cells_where_calamine_does(sheet_data):
     assert extent is not None
     assert ((extent.first_row, extent.first_col), (extent.last_row, extent.last_col)) == (
         tuple(sheet.start), tuple(sheet.end))
+
+
+@pytest.fixture
+def box():
+    sandbox = Sandbox()
+    yield sandbox
+    sandbox.close()
+
+
+def test_sandbox_abort_segfault_and_memory_become_outcomes_and_it_recovers(box):
+    died = box.call(os.abort, memory_mb=256, seconds=30)
+    assert (died.failure, died.detail) == ("memory", "reader killed by SIGABRT")
+    crashed = box.call(ctypes.string_at, 0, memory_mb=256, seconds=30)
+    assert (crashed.failure, crashed.detail) == ("crashed", "reader killed by SIGSEGV")
+    hog = box.call(bytearray, 4 * 1024**3, memory_mb=256, seconds=30)
+    assert hog.failure == "memory"  # RLIMIT_AS: 4 GiB is far over the 256 MB budget
+    fine = box.call(operator.add, 2, 3, memory_mb=256, seconds=30)
+    assert fine.ok and fine.value == 5
+    assert box.started == 4
+
+
+def test_sandbox_timeout_kills_the_worker_and_errors_keep_it(box):
+    start = time.perf_counter()
+    stuck = box.call(time.sleep, 60, memory_mb=256, seconds=0.5)
+    assert stuck.failure == "timeout" and time.perf_counter() - start < 5
+    wrong = box.call(int, "x", memory_mb=256, seconds=30)
+    assert wrong.failure == "error" and "ValueError" in wrong.detail
+    assert box.call(operator.mul, 6, 7, memory_mb=256, seconds=30).value == 42
+    assert box.started == 2  # replaced after the timeout, kept after the exception
+
+
+def test_sandbox_worker_sees_no_secrets_and_serves_threads_in_turn(box, monkeypatch):
+    monkeypatch.setenv("INTAKE_IMAP_PASSWORD", "app password")
+    assert box.call(os.getenv, "INTAKE_IMAP_PASSWORD", memory_mb=256, seconds=30).value is None
+    results: list[object] = []
+    threads = [threading.Thread(target=lambda n=n: results.append(
+        box.call(operator.add, n, 1, memory_mb=256, seconds=30).value)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == list(range(1, 9))  # type: ignore[type-var]
+    assert box.started == 1
+
+
+def test_a_worker_that_cannot_start_is_the_operators_error_not_a_finding(box, monkeypatch):
+    monkeypatch.setattr(sys, "executable", "/bin/false")
+    with pytest.raises(SandboxError, match="did not start") as raised:
+        box.call(operator.add, 1, 2, memory_mb=256, seconds=30)
+    assert raised.value.hint  # the CLI prints it under the one-line error
