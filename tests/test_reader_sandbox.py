@@ -290,3 +290,11 @@ def test_a_worker_that_cannot_start_is_the_operators_error_not_a_finding(box, mo
     with pytest.raises(SandboxError, match="did not start") as raised:
         box.call(operator.add, 1, 2, memory_mb=256, seconds=30)
     assert raised.value.hint  # the CLI prints it under the one-line error
+
+
+def test_worker_runs_this_intake_whatever_the_working_directory(box, tmp_path, monkeypatch):
+    impostor = tmp_path / "intake"
+    impostor.mkdir()
+    (impostor / "__init__.py").write_text("raise ImportError('another intake')\n")
+    monkeypatch.chdir(tmp_path)
+    assert box.call(operator.add, 1, 2, memory_mb=256, seconds=30).value == 3

@@ -215,8 +215,10 @@ class Sandbox:
                 f"serve({requests_r}, {replies_w}, {budget})")
         try:
             self._process = subprocess.Popen(
-                [sys.executable, "-c", code], pass_fds=(requests_r, replies_w),
-                stdin=subprocess.DEVNULL, env=environment,
+                # -P: this intake (PYTHONPATH), never one in the working directory
+                [sys.executable, "-P", "-c", code], pass_fds=(requests_r, replies_w),
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,  # intake's stdout may be JSON
+                env=environment,
                 start_new_session=True)  # Ctrl-C is for intake; the worker ends at EOF
         finally:
             os.close(requests_r)
