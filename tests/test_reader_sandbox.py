@@ -14,6 +14,7 @@ import io
 import json
 import operator
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -298,3 +299,16 @@ def test_worker_runs_this_intake_whatever_the_working_directory(box, tmp_path, m
     (impostor / "__init__.py").write_text("raise ImportError('another intake')\n")
     monkeypatch.chdir(tmp_path)
     assert box.call(operator.add, 1, 2, memory_mb=256, seconds=30).value == 3
+
+
+def test_worker_finishes_its_read_when_the_service_is_stopped(box):
+    # systemd sends SIGTERM to every process of the unit; intake finishes its running
+    # step, so the read under way must not die with a wrong "unreadable" for its sender.
+    assert box.call(operator.add, 0, 0, memory_mb=256, seconds=30).ok
+    pid = box.pid
+    assert pid is not None
+    timer = threading.Timer(0.3, os.kill, (pid, signal.SIGTERM))
+    timer.start()
+    slow = box.call(time.sleep, 1, memory_mb=256, seconds=30)
+    timer.join()
+    assert slow.ok and box.pid == pid

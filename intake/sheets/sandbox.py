@@ -131,7 +131,14 @@ def _limit_memory(budget: int) -> None:
 
 
 def serve(requests: int, replies: int, budget: int) -> None:
-    """The worker's loop: load the readers, limit memory, then answer each request."""
+    """The worker's loop: load the readers, limit memory, then answer each request.
+
+    Stop signals are ignored: systemd sends SIGTERM to every process of the service, and
+    intake finishes its running step first, which may be a read in this worker. It ends
+    when intake closes the pipe (or with SIGKILL).
+    """
+    for number in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(number, signal.SIG_IGN)
     import intake.sheets.read  # noqa: F401  (loaded before the limit is measured)
 
     _limit_memory(budget)
@@ -195,6 +202,11 @@ class Sandbox:
         if kind == "ok":
             return Outcome(value=payload)
         return Outcome(failure=kind, detail=str(payload))
+
+    @property
+    def pid(self) -> int | None:
+        """The worker's process id, None before the first call or after a failure."""
+        return self._process.pid if self._process is not None else None
 
     def close(self) -> None:
         """Stop the worker (at exit, and in tests)."""
