@@ -312,3 +312,9 @@ def test_worker_finishes_its_read_when_the_service_is_stopped(box):
     slow = box.call(time.sleep, 1, memory_mb=256, seconds=30)
     timer.join()
     assert slow.ok and box.pid == pid
+
+
+def test_request_over_the_memory_budget_is_refused_and_the_pipe_stays_in_step(box):
+    refused = box.call(len, bytes(100 * 1024 * 1024), memory_mb=64, seconds=30)
+    assert refused.failure == "memory"
+    assert box.call(len, bytes(1000), memory_mb=64, seconds=30).value == 1000

@@ -86,8 +86,16 @@ def _write(fd: int, obj: object) -> None:
         view = view[os.write(fd, view):]
 
 
-def _read(fd: int, deadline: float | None = None) -> Any:
+class _TooBig(Exception):
+    """A message over the size allowed; it was read and dropped, the pipe stays in step."""
+
+
+def _read(fd: int, deadline: float | None = None, max_size: int = 0) -> Any:
     (size,) = HEADER.unpack(_read_exactly(fd, HEADER.size, deadline))
+    if max_size and size > max_size:
+        while size:
+            size -= len(_read_exactly(fd, min(size, 1 << 20), deadline))
+        raise _TooBig
     return pickle.loads(_read_exactly(fd, size, deadline))
 
 
@@ -145,7 +153,11 @@ def serve(requests: int, replies: int, budget: int) -> None:
     _write(replies, ("ready", os.getpid()))
     while True:
         try:
-            function, args = _read(requests)
+            # Receiving and unpickling holds a request about three times over.
+            function, args = _read(requests, max_size=budget // 3)
+        except _TooBig:
+            _write(replies, ("memory", "the request alone is over the memory budget"))
+            continue
         except (_Gone, OSError):
             return
         try:
@@ -182,14 +194,15 @@ class Sandbox:
         """
         with self._lock:
             budget = memory_mb * MB
-            try:
+            for attempt in (1, 2):
                 self._worker(budget)
-                _write(self._requests, (function, args))
-            except (BrokenPipeError, ConnectionResetError):
-                # It died between calls (killed from outside): not this file's doing.
-                self._stop()
-                self._worker(budget)
-                _write(self._requests, (function, args))
+                try:
+                    _write(self._requests, (function, args))
+                    break
+                except (BrokenPipeError, ConnectionResetError):
+                    if attempt == 2:  # it died reading this very request
+                        return self._died()
+                    self._stop()  # it died between calls (killed from outside): a new one
             try:
                 kind, payload = _read(self._replies, time.monotonic() + seconds)
             except _Late:
