@@ -20,16 +20,19 @@ import sys
 import threading
 import time
 import zipfile
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 import python_calamine as calamine
 
 from intake.config import Limits
-from intake.samples import eligible_rows, form
+from intake.samples import eligible_rows, form, unit_mail
 from intake.sheets.extent import _expat_ooxml, oversized
 from intake.sheets.read import read_file
 from intake.sheets.sandbox import Sandbox, SandboxError
+
+from .conftest import mail_settings, poll
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = Path(__file__).parent / "corpus" / "sheets"
@@ -197,6 +200,30 @@ def test_reader_killed_in_the_child_is_a_finding_and_the_next_file_reads(tmp_pat
     assert "1.024 MB bộ nhớ" in giant["messages"][0]
     assert after["codes"] == [] and after["rows"] > 3
     assert after["workers"] == 2  # the dead worker was replaced
+
+
+@pytest.mark.dovecot
+def test_giant_attachment_is_answered_and_the_cycle_goes_on(tmp_path, dovecot, smtp_sink,
+                                                           reference):
+    # The issue: this message aborted `intake run` at every poll, and no mail after it
+    # was ever filed.
+    user = dovecot.add_user()
+    settings = mail_settings(tmp_path, dovecot, user, smtp_sink.port)
+    unit = reference.units["CT"]
+    good = form(settings, reference, unit, eligible_rows(settings, reference, unit))
+    for minute, subject, data in ((0, "DS CĐKM Châu Thành", GIANT),
+                                  (5, "DS CĐKM Châu Thành (gửi lại)", good)):
+        dovecot.deliver(user, unit_mail(unit.emails[0], user, subject,
+                                        attachments=[("DS_ChauThanh.xlsx", data)]),
+                        when=datetime(2021, 2, 10, 9, minute).astimezone())
+
+    result = poll(settings)
+
+    assert result.fetched == 2
+    assert result.statuses == {"needs-correction": 1, "accepted": 1}
+    [correction] = [m for m in smtp_sink.messages
+                    if m["X-Intake-Status"] == "needs-correction"]
+    assert "XFD1048576" in correction.get_body(("plain",)).get_content()
 
 
 def test_reader_over_its_time_is_refused_and_the_next_file_reads(settings, reference):
