@@ -118,6 +118,11 @@ class Limits(_Section):
     max_zip_depth: int = Field(2, ge=0)
     max_attachments: int = Field(20, ge=1)
     max_message_bytes: int = Field(40 * 1024 * 1024, ge=1)
+    # Workbooks are read in a child process (a Rust abort or an exhausted memory limit
+    # there is a FILE_TOO_LARGE finding, not the end of ``intake run``).
+    isolate_readers: bool = True
+    max_reader_memory_mb: int = Field(1024, ge=64)
+    max_reader_seconds: float = Field(60.0, gt=0)
 
 
 class Schedule(_Section):

@@ -341,7 +341,7 @@ def test_sheet_level_findings(settings, reference):
     ("calamine/pass_protected.xlsx", "FILE_ENCRYPTED"),
     ("calamine/pass_protected.ods", "FILE_ENCRYPTED"),
     ("python-calamine/password.xlsx", "FILE_ENCRYPTED"),
-    ("calamine/issue_594_dos.ods", "FILE_UNREADABLE"),  # one cell repeated 10^18 times
+    ("calamine/issue_594_dos.ods", "FILE_TOO_LARGE"),  # one valued cell repeated 10^18 times
     ("calamine/too_small.xls", "FILE_UNREADABLE"),
     ("python-calamine/empty_file.xlsx", "FILE_UNREADABLE"),
     ("calamine/issue252.xlsx", "FILE_UNREADABLE"),

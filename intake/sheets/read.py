@@ -5,7 +5,10 @@ faster than openpyxl on large sheets, never runs macros, does not expand XML ent
 refuses ODS repeat bombs with a cell limit, reads Strict OOXML, and reports merged
 ranges (needed for the two-row header). CSV goes through the standard library with an
 encoding guess. What a file *declares* (dimensions, sizes) is never trusted: sizes are
-checked against the zip directory and rows are counted as they stream.
+checked against the zip directory, the extent of the cells that hold values is measured
+from the sheet XML before calamine builds its grid (``extent.py``), and rows are counted
+as they stream. Workbooks are read in a memory- and time-limited child process
+(``sandbox.py``): Rust that aborts there costs the sender a finding, not intake its life.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import codecs
 import csv
 import datetime as dt
 import io
+import logging
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -25,7 +29,11 @@ import python_calamine as calamine
 from ..config import Limits
 from ..findings import Finding, finding
 from ..text import clean, nfc
+from . import sandbox
+from .extent import oversized
 from .tcvn3 import looks_tcvn3, tcvn3_to_unicode
+
+log = logging.getLogger(__name__)
 
 SPREADSHEET_SUFFIXES = {".xlsx", ".xlsm", ".xlsb", ".xls", ".ods", ".csv"}
 ARCHIVE_SUFFIXES = {".zip"}
@@ -62,7 +70,11 @@ class FileRead:
 
 
 class TooLarge(Exception):
-    """A limit was hit; the message (Vietnamese) says which."""
+    """A limit was hit; the message (Vietnamese) says which, the suggestion what to do."""
+
+    def __init__(self, message: str, suggestion: str = "") -> None:
+        super().__init__(message)
+        self.suggestion = suggestion
 
 
 def column_letter(index: int) -> str:
@@ -149,11 +161,37 @@ def _is_encrypted(data: bytes) -> bool:
     return False
 
 
+def _check_extent(data: bytes, limits: Limits) -> None:
+    """Refuse a sheet whose valued cells span more than the limits, before calamine sees it.
+
+    calamine allocates the whole box between the first and last valued cell at once, so
+    this is the only point where a sparse giant can be refused without that allocation.
+    """
+    extent = oversized(data, limits.max_rows, limits.max_columns)
+    if extent is None:
+        return
+    last = f"{column_letter(extent.last_col + 1)}{extent.last_row + 1}"
+    sheet = f"trang tính “{nfc(extent.sheet)}”" if extent.sheet else "một trang tính"
+    raise TooLarge(
+        f"{sheet} có dữ liệu trải đến ô {last} (dòng {_number(extent.last_row + 1)}, "
+        f"cột {column_letter(extent.last_col + 1)}), vượt quá {_number(limits.max_rows)} "
+        f"dòng × {_number(limits.max_columns)} cột mà hệ thống đọc được",
+        "Vui lòng xóa các ô có dữ liệu nằm ngoài danh sách (hoặc chép riêng danh sách "
+        "sang một tệp mới) rồi gửi lại.")
+
+
+def _number(value: int) -> str:
+    """1048576 -> "1.048.576" (Vietnamese thousands separator)."""
+    return f"{value:,}".replace(",", ".")
+
+
 def _read_workbook(name: str, data: bytes, limits: Limits) -> list[Table]:
     if data.startswith(ZIP_MAGIC):
         _check_zip(data, limits)
     if _is_encrypted(data):
         raise Encrypted(name)
+    if data.startswith(ZIP_MAGIC):
+        _check_extent(data, limits)
     workbook = calamine.CalamineWorkbook.from_filelike(io.BytesIO(data))
     try:
         metadata = workbook.sheets_metadata
@@ -176,6 +214,52 @@ def _read_workbook(name: str, data: bytes, limits: Limits) -> list[Table]:
         return tables
     finally:
         workbook.close()
+
+
+Verdict = tuple[str, object, str]  # (kind, tables or reason, suggestion)
+
+
+def _workbook_verdict(name: str, data: bytes, limits: Limits) -> Verdict:
+    """Read a workbook and say how it went in plain, picklable values.
+
+    This is what runs inside the sandbox: exceptions (calamine's own types among them)
+    do not cross the process boundary, their meaning does.
+    """
+    try:
+        return ("tables", _read_workbook(name, data, limits), "")
+    except TooLarge as exc:
+        return ("too_large", str(exc), exc.suggestion)
+    except (calamine.PasswordError, Encrypted):
+        return ("encrypted", "", "")
+    except MemoryError:
+        return ("too_large", _memory_reason(limits), "")
+    except Exception as exc:  # calamine raises several types for broken files; all mean one thing
+        if "cell limit" in str(exc).lower():  # calamine's own ceiling (ODS, 10^8 cells)
+            return ("too_large", "tệp khai báo số ô quá lớn", "")
+        return ("unreadable", _reason(exc), "")
+
+
+def _memory_reason(limits: Limits) -> str:
+    return (f"đọc tệp cần hơn {_number(limits.max_reader_memory_mb)} MB bộ nhớ "
+            "(bảng tính quá lớn hoặc khai báo vùng dữ liệu quá rộng)")
+
+
+def _read_workbook_safely(name: str, data: bytes, limits: Limits) -> Verdict:
+    """The verdict, from the sandboxed worker unless isolation is switched off."""
+    if not limits.isolate_readers:
+        return _workbook_verdict(name, data, limits)
+    outcome = sandbox.default().call(_workbook_verdict, name, data, limits,
+                                     memory_mb=limits.max_reader_memory_mb,
+                                     seconds=limits.max_reader_seconds)
+    if outcome.ok:
+        return outcome.value  # type: ignore[no-any-return]
+    log.warning("reader failed file=%s failure=%s detail=%s", name, outcome.failure,
+                outcome.detail)
+    if outcome.failure == "memory":
+        return ("too_large", _memory_reason(limits), "")
+    if outcome.failure == "timeout":
+        return ("too_large", f"đọc tệp mất hơn {limits.max_reader_seconds:g} giây", "")
+    return ("unreadable", "trình đọc bảng tính gặp lỗi khi mở tệp (tệp có thể bị hỏng)", "")
 
 
 def _decode_text(data: bytes) -> str:
@@ -234,30 +318,38 @@ def read_file(name: str, data: bytes, limits: Limits, depth: int = 0) -> list[Fi
     if not data:
         return [FileRead(display, findings=[_unreadable(display, "tệp rỗng (0 byte)")])]
     result = FileRead(display, data=data, kind=suffix)
-    try:
-        if suffix == ".csv" and not data.startswith((ZIP_MAGIC, OLE_MAGIC)):
+    if suffix == ".csv" and not data.startswith((ZIP_MAGIC, OLE_MAGIC)):
+        try:  # pure Python and bounded: no need for a separate process
             result.tables = _read_csv(display, data, limits)
-        else:
-            result.tables = _read_workbook(display, data, limits)
-    except TooLarge as exc:
-        result.findings.append(finding(
-            "FILE_TOO_LARGE", f"Tệp {display} vượt giới hạn: {exc}.", file=display))
-    except (calamine.PasswordError, Encrypted):
+        except TooLarge as exc:
+            result.findings.append(_too_large(display, str(exc), exc.suggestion))
+        except Exception as exc:
+            result.findings.append(_unreadable(display, _reason(exc)))
+        return [result]
+    kind, payload, suggestion = _read_workbook_safely(display, data, limits)
+    if kind == "tables":
+        result.tables = payload  # type: ignore[assignment]
+    elif kind == "too_large":
+        result.findings.append(_too_large(display, str(payload), suggestion))
+    elif kind == "encrypted":
         result.findings.append(finding(
             "FILE_ENCRYPTED",
             f"Tệp {display} được đặt mật khẩu nên không mở được. Vui lòng gỡ mật khẩu và gửi lại.",
             file=display))
-    except Exception as exc:  # calamine raises several types for broken files; all mean one thing
-        result.findings.append(_unreadable(display, _reason(exc)))
+    else:
+        result.findings.append(_unreadable(display, str(payload)))
     return [result]
+
+
+def _too_large(name: str, why: str, suggestion: str = "") -> Finding:
+    return finding("FILE_TOO_LARGE", f"Tệp {name} vượt giới hạn: {why}.", file=name,
+                   suggestion=suggestion)
 
 
 def _reason(exc: Exception) -> str:
     text = str(exc).lower()
     if "password" in text or "encrypt" in text:
         return "tệp được mã hóa"
-    if "cell limit" in text:
-        return "tệp khai báo số ô quá lớn"
     return "tệp bị hỏng, không đúng định dạng hoặc bị cắt cụt"
 
 
