@@ -60,6 +60,7 @@ class Mailbox(_Section):
     processed_folder: str = "Intake/Processed"
     review_folder: str = "Intake/Review"
     timeout_seconds: float = Field(60.0, gt=0)
+    deadline_seconds: float = Field(120.0, gt=0)  # each IMAP command, whole (plus downloads)
     batch_size: int = Field(50, ge=1, le=1000)
     max_attempts: int = Field(3, ge=1)
     ca_file: Path | None = None

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, time
 from pathlib import Path
 
-from imap_tools import MailBox
+from imap_tools import BaseMailBox as MailBox
 
 from . import archive, staff
 from .config import TZ, Settings

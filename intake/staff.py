@@ -32,7 +32,7 @@ from .store import Stage, now_iso
 from .text import strip_diacritics
 
 if TYPE_CHECKING:
-    from imap_tools import MailBox
+    from imap_tools import BaseMailBox as MailBox
 
     from .pipeline import Pipeline
 

@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
@@ -471,3 +472,101 @@ def test_personal_data_is_group_readable_and_private_to_others(tmp_path, dovecot
         mode = path.stat().st_mode & 0o777
         assert mode == (0o750 if path.is_dir() else 0o640), (path, oct(mode))
     assert data.stat().st_mode & 0o777 == 0o750
+
+
+class TrickleProxy:
+    """A sick server: a TCP proxy to Dovecot that, once the client has sent ``trigger``
+    (or from the first byte when None), passes the server's answer one byte a second."""
+
+    def __init__(self, target_port: int, trigger: bytes | None) -> None:
+        import socket
+
+        from intake.demo import free_port
+
+        self.target_port, self.trigger = target_port, trigger
+        self.port = free_port()
+        self.listener = socket.create_server(("127.0.0.1", self.port))
+        self.stop = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+
+        while not self.stop.is_set():
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(("127.0.0.1", self.target_port))
+            trickling = threading.Event()
+            if self.trigger is None:
+                trickling.set()
+            threading.Thread(target=self._up, args=(client, server, trickling), daemon=True).start()
+            threading.Thread(target=self._down, args=(server, client, trickling),
+                             daemon=True).start()
+
+    def _up(self, client, server, trickling: threading.Event) -> None:
+        seen = b""
+        while data := _recv(client):
+            seen = (seen + data)[-200:]
+            if self.trigger and self.trigger in seen:
+                trickling.set()
+            server.sendall(data)
+
+    def _down(self, server, client, trickling: threading.Event) -> None:
+        while not self.stop.is_set() and (data := _recv(server)):
+            try:
+                if trickling.is_set():
+                    for byte in data:
+                        client.sendall(bytes([byte]))
+                        if self.stop.wait(1.0):
+                            return
+                else:
+                    client.sendall(data)
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self.stop.set()
+        self.listener.close()
+
+
+def _recv(sock) -> bytes:
+    try:
+        return sock.recv(65536)
+    except OSError:
+        return b""
+
+
+@pytest.mark.parametrize("trigger,what", [(None, "IMAP login"), (b"UID SEARCH", "UID SEARCH")],
+                         ids=["greeting", "command"])
+def test_a_server_trickling_bytes_cannot_hold_a_cycle(tmp_path, dovecot, smtp_sink, reference,
+                                                      trigger, what):
+    """Item 11: each IMAP command (the login too) has a total deadline, not only a
+    per-read timeout that one byte every few seconds never trips."""
+    from intake.errors import MailboxError
+
+    user = dovecot.add_user()
+    proxy = TrickleProxy(dovecot.plain_port, trigger)
+    settings = mail_settings(tmp_path, dovecot, user, smtp_sink.port,
+                             mailbox={"port": proxy.port, "timeout_seconds": 5,
+                                      "deadline_seconds": 2})
+    outcome: dict[str, object] = {}
+
+    def cycle() -> None:
+        started = time.monotonic()
+        try:
+            poll(settings)
+        except MailboxError as exc:
+            outcome["error"] = str(exc)
+        outcome["seconds"] = time.monotonic() - started
+
+    try:
+        worker = threading.Thread(target=cycle, daemon=True)
+        worker.start()
+        worker.join(30)
+        assert not worker.is_alive(), "the cycle was still held by the server after 30 s"
+    finally:
+        proxy.close()
+    assert what in str(outcome["error"]) and "deadline of 2 s" in str(outcome["error"])
+    assert outcome["seconds"] < 6

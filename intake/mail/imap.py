@@ -17,18 +17,22 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from imap_tools import MailBox, MailBoxStartTls, MailBoxUnencrypted
-from imap_tools.errors import ImapToolsError, MailboxLoginError
-from imap_tools.utils import encode_folder
+from imap_tools import BaseMailBox as MailBox
+from imap_tools.errors import ImapToolsError, MailboxLoginError, MailboxStarttlsError
+from imap_tools.utils import check_command_status, encode_folder
 
 from ..config import Mailbox as MailboxSettings
 from ..errors import MailboxError
+from .deadline import Deadline
 
 log = logging.getLogger(__name__)
 
 _FETCH_META = re.compile(rb"UID (\d+)|INTERNALDATE \"([^\"]+)\"|RFC822\.SIZE (\d+)")
 # What a broken connection or a refusing server raises; anything else is our own bug.
 SERVER_ERRORS = (OSError, EOFError, imaplib.IMAP4.error, ssl.SSLError, ImapToolsError)
+# A download may take longer than a command: the deadline grows by one second per this
+# many bytes announced (RFC822.SIZE), i.e. a 40 MB message may take 400 s more.
+DOWNLOAD_BYTES_PER_SECOND = 100_000
 
 
 @dataclass
@@ -46,14 +50,60 @@ def ssl_context(ca_file: object | None) -> ssl.SSLContext:
 
 
 @contextmanager
-def talking(what: str) -> Iterator[None]:
-    """Turn a server or connection failure during ``what`` into a ``MailboxError``."""
+def talking(what: str, box: MailBox | None = None, download: int = 0) -> Iterator[None]:
+    """One IMAP command: within the mailbox's total deadline (a server trickling a byte at
+    a time cannot hold a cycle), and a server or connection failure during it becomes a
+    ``MailboxError``."""
+    seconds = getattr(box, "intake_deadline", None) if box is not None else None
     try:
-        yield
+        if seconds and box is not None:
+            with Deadline(lambda: box.client.sock, seconds + download / DOWNLOAD_BYTES_PER_SECOND,
+                          f"IMAP {what}"):
+                yield
+        else:
+            yield
     except MailboxError:
         raise
     except SERVER_ERRORS as exc:
         raise MailboxError(f"IMAP {what} failed: {_answer(exc)}") from None
+
+
+class _Box(MailBox):
+    """An imap-tools mailbox over a client we build, so the deadline can see the TCP socket
+    from the moment it exists (before TLS and the server's greeting)."""
+
+    def __init__(self, make_client) -> None:
+        self._make_client = make_client
+        super().__init__()
+
+    def _get_mailbox_client(self) -> imaplib.IMAP4:
+        return self._make_client()
+
+
+def _client_factory(settings: MailboxSettings, sockets: list):
+    """imaplib clients that record their raw socket in ``sockets`` as soon as it is made."""
+
+    class Plain(imaplib.IMAP4):
+        def _create_socket(self, timeout):  # type: ignore[override]
+            sock = super()._create_socket(timeout)
+            sockets.append(sock)
+            return sock
+
+    class Tls(imaplib.IMAP4_SSL, Plain):  # IMAP4_SSL wraps what Plain recorded
+        pass
+
+    host, port, timeout = settings.host, settings.port, settings.timeout_seconds
+
+    def make() -> imaplib.IMAP4:
+        if settings.security == "ssl":
+            return Tls(host, port, ssl_context=ssl_context(settings.ca_file), timeout=timeout)
+        client = Plain(host, port, timeout)
+        if settings.security == "starttls":
+            check_command_status(client.starttls(ssl_context(settings.ca_file)),
+                                 MailboxStarttlsError)
+        return client
+
+    return make
 
 
 @contextmanager
@@ -63,28 +113,24 @@ def connect(settings: MailboxSettings, password: str | None) -> Iterator[MailBox
         raise MailboxError(
             f"no IMAP {'access token' if settings.auth == 'xoauth2' else 'password'}: set the "
             f"environment variable {settings.password_env}")
+    sockets: list = []
     try:
-        if settings.security == "ssl":
-            box = MailBox(settings.host, settings.port, timeout=settings.timeout_seconds,
-                          ssl_context=ssl_context(settings.ca_file))
-        elif settings.security == "starttls":
-            box = MailBoxStartTls(settings.host, settings.port, timeout=settings.timeout_seconds,
-                                  ssl_context=ssl_context(settings.ca_file))
-        else:
-            box = MailBoxUnencrypted(settings.host, settings.port,
-                                     timeout=settings.timeout_seconds)
-        if settings.auth == "xoauth2":
-            box.xoauth2(settings.username, password, initial_folder=None)
-        else:
-            box.login(settings.username, password, initial_folder=None)
+        with Deadline(lambda: sockets[-1] if sockets else None, settings.deadline_seconds,
+                      f"IMAP login to {settings.host}:{settings.port}"):
+            box = _Box(_client_factory(settings, sockets))
+            if settings.auth == "xoauth2":
+                box.xoauth2(settings.username, password, initial_folder=None)
+            else:
+                box.login(settings.username, password, initial_folder=None)
     except MailboxLoginError as exc:
         raise MailboxError(f"IMAP login refused for {settings.username} at {settings.host}: "
                            f"{_answer(exc)}") from None
     except SERVER_ERRORS as exc:
         raise MailboxError(f"cannot reach IMAP server {settings.host}:{settings.port} "
                            f"({settings.security}): {exc}") from None
+    box.intake_deadline = settings.deadline_seconds  # type: ignore[attr-defined]
     try:
-        with talking("CAPABILITY"):
+        with talking("CAPABILITY", box):
             refresh_capabilities(box)
         yield box
     finally:
@@ -119,15 +165,16 @@ def _check(result: tuple, what: str) -> list:
 def select(box: MailBox, folder: str) -> int:
     """Select a folder and return its UIDVALIDITY."""
     try:
-        validity = int(box.folder.status(folder, ["UIDVALIDITY"])["UIDVALIDITY"])
-        box.folder.set(folder)
-    except SERVER_ERRORS as exc:
-        raise MailboxError(f"cannot open folder {folder!r}: {_answer(exc)}") from None
+        with talking(f"SELECT {folder}", box):
+            validity = int(box.folder.status(folder, ["UIDVALIDITY"])["UIDVALIDITY"])
+            box.folder.set(folder)
+    except MailboxError as exc:
+        raise MailboxError(f"cannot open folder {folder!r}: {exc}") from None
     return validity
 
 
 def _uid_search(box: MailBox, criteria: str) -> list[int]:
-    with talking("UID SEARCH"):
+    with talking("UID SEARCH", box):
         data = _check(box.client.uid("SEARCH", criteria), "UID SEARCH")
     return sorted(int(x) for x in b" ".join(d for d in data if d).split())
 
@@ -160,7 +207,7 @@ def fetch(box: MailBox, uids: list[int], max_bytes: int) -> list[Fetched]:
         return []
     uid_set = ",".join(str(u) for u in uids)
     meta: dict[int, Fetched] = {}
-    with talking("UID FETCH"):
+    with talking("UID FETCH", box):
         answer = _check(box.client.uid("FETCH", uid_set, "(UID INTERNALDATE RFC822.SIZE)"),
                         "UID FETCH")
     for item in answer:
@@ -183,7 +230,7 @@ def fetch(box: MailBox, uids: list[int], max_bytes: int) -> list[Fetched]:
             log.info("uid=%s vanished before it could be fetched", uid)
     wanted = [u for u in uids if u in meta and meta[u].size <= max_bytes]
     if wanted:
-        with talking("UID FETCH BODY"):
+        with talking("UID FETCH BODY", box, download=sum(meta[u].size for u in wanted)):
             status, data = box.client.uid("FETCH", ",".join(map(str, wanted)),
                                           "(UID BODY.PEEK[])")
         if status != "OK" and not any(isinstance(item, tuple) for item in data):
@@ -206,7 +253,7 @@ def _internal_date(text: bytes) -> datetime | None:
 
 
 def ensure_folder(box: MailBox, folder: str) -> None:
-    with talking(f"CREATE {folder}"):
+    with talking(f"CREATE {folder}", box):
         if not box.folder.exists(folder):
             box.folder.create(folder)
 
@@ -224,7 +271,7 @@ def move(box: MailBox, uid: int, folder: str, *, message_id: str = "",
     source = box.folder.get()
     target = encode_folder(folder)
     try:
-        with talking(f"moving message {uid} to {folder}"):
+        with talking(f"moving message {uid} to {folder}", box):
             if "MOVE" in client.capabilities:
                 _check(client.uid("MOVE", str(uid), target), "UID MOVE")
                 return
@@ -252,7 +299,7 @@ def _holds(box: MailBox, folder: str, message_id: str, source: str | None) -> bo
 
 def search_message_id(box: MailBox, message_id: str) -> list[int]:
     """UIDs of the messages in the selected folder carrying this Message-ID."""
-    with talking("UID SEARCH HEADER"):
+    with talking("UID SEARCH HEADER", box):
         return _search(box, message_id)
 
 
