@@ -114,8 +114,12 @@ def send_digest(store: Store, reference: Reference, settings: Settings, env,
     received = store.one("SELECT COUNT(*) FROM messages WHERE created_at >= ?", (since,))[0]
     failures = [f"Thư trả lời {r['kind']} tới {r['recipient']} {'bị trả lại' if r['state'] == 'bounced' else 'gửi lỗi'}: {r['last_error']}"
                 for r in store.query("SELECT * FROM outbox WHERE state IN ('failed','bounced')")]
-    failures += [f"Thư UID {r['uid']} chờ Ban xem xét: {r['detail'] or r['error']}"
-                 for r in store.query("SELECT * FROM messages WHERE status='held'")]
+    failures += [f"Thư chờ Ban xem xét (mã {r['token']}): {r['sender'] or '(không rõ)'}, "
+                 f"“{r['subject']}”, nhận lúc {local_time(datetime.fromisoformat(r['received_at']))}"
+                 f" – {r['detail'] or r['error']}"
+                 for r in store.query("SELECT * FROM messages WHERE status IN ('held',"
+                                      "'unknown-sender') AND settled='' AND token IS NOT NULL"
+                                      " ORDER BY received_at")]
     with store.transaction():
         count = _staff_mail(store, reference, settings, env, "digest",
                             f"Tổng hợp tiếp nhận danh sách Chi đoàn kiểu mẫu ngày {day}", now,

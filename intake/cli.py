@@ -222,6 +222,32 @@ def _status_table(console: Console, store, settings: Settings) -> None:
                       f"{row['last_error']}", highlight=False)
     if store.one("SELECT 1 FROM outbox WHERE state='failed'"):
         console.print("Gửi lại sau khi đã khắc phục: intake resend --id SỐ (hoặc --all-failed)")
+    _staff_lines(console, store, reference)
+
+
+def _staff_lines(console: Console, store, reference) -> None:
+    """What waits for staff, the addresses they added and what they decided lately (§10)."""
+    from datetime import datetime
+
+    from .replies import local_time
+
+    waiting = store.one("SELECT COUNT(*) FROM messages WHERE status IN ('held','unknown-sender')"
+                        " AND settled='' AND stage != 'recorded'")[0]
+    console.print(f"Thư chờ Ban xem xét: {waiting}" + (" (xem: intake review)" if waiting else ""))
+    for row in store.query("SELECT * FROM sender_addresses ORDER BY at"):
+        unit = reference.units.get(row["unit_code"])
+        console.print(f"Địa chỉ Ban bổ sung: {row['address']} → "
+                      f"{unit.name if unit else row['unit_code']} ({row['actor']}, "
+                      f"{local_time(datetime.fromisoformat(row['at']))})", highlight=False)
+    actions = store.query("SELECT * FROM actions ORDER BY id DESC LIMIT 10")
+    names = {"release": "duyệt", "reject": "từ chối", "assign": "thêm địa chỉ",
+             "recheck": "kiểm tra lại", "accept": "chấp nhận"}
+    for row in reversed(actions):
+        what = names.get(row["action"], row["action"])
+        detail = "; ".join(x for x in (row["detail"][:120], row["note"]) if x)
+        console.print(f"Việc của Ban: {local_time(datetime.fromisoformat(row['at']))} "
+                      f"{row['actor']} {what} {row['unit_code'] or ''} {detail}".rstrip(),
+                      highlight=False, markup=False)
 
 
 def cmd_resend(args: argparse.Namespace, settings: Settings) -> int:

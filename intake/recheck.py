@@ -157,6 +157,10 @@ def recheck(pipeline: Pipeline, *, unit_code: str | None = None, notify: bool = 
                     _notify(pipeline, chain[-1], reports[-1][1], coverage, unit, status_after)
                     change.notified = True
         changes.append(change)
+    if unit_code is None:  # every unit now agrees with today's lists: remember them
+        with pipeline.store.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?,?)",
+                       (REFERENCE_KEY, reference_digest(pipeline)))
     log.info("recheck by %s: %s units, %s changed", actor, len(changes),
              sum(1 for c in changes if c.changed))
     return RecheckResult(changes)
