@@ -50,6 +50,7 @@ class CycleResult:
     statuses: dict[str, int] = field(default_factory=dict)
     sent: dict[str, int] = field(default_factory=dict)
     moved: int = 0
+    set_aside: int = 0
     errors: list[str] = field(default_factory=list)
     workbook: Path | None = None
 
@@ -97,10 +98,16 @@ class Pipeline:
             settings.mailbox.password_env, settings.mailbox.timeout_seconds)
         with cycle_lock(settings.paths.data_dir, on_wait=on_wait):
             try:
-                notice_reference_change(self)
+                rechecked = notice_reference_change(self)
                 self._cycle(password, result, backlog)
                 self.store.event("cycle", f"fetched={result.fetched}")
-                result.workbook = write_workbook(self.store, self.reference, settings)
+                # A quiet cycle (the usual one) changes nothing the workbook shows: keep it.
+                if (rechecked is not None or result.fetched or result.statuses or result.moved
+                        or result.set_aside or any(result.sent.values())
+                        or not settings.paths.workbook.exists()):
+                    result.workbook = write_workbook(self.store, self.reference, settings)
+                else:
+                    result.workbook = settings.paths.workbook
             except OSError as exc:  # IMAP failures arrive as MailboxError: this one is ours
                 raise StorageError(f"cannot write {exc.filename or 'a local file'}: "
                                    f"{exc.strerror or exc}") from None
@@ -130,7 +137,7 @@ class Pipeline:
                     result.fetched += 1
                     self._record(folder, validity, item)
             self._process_pending(result)
-            staff.set_aside(self)
+            result.set_aside = staff.set_aside(self)
             result.sent = smtp.deliver(self.store, settings)
             result.moved = self._move_done(box, folder, validity, result)
             try:
@@ -464,11 +471,12 @@ class Pipeline:
                     for old_id in old:
                         db.execute("UPDATE rows SET current=0 WHERE id=?", (old_id,))
                         db.execute("UPDATE findings SET current=0 WHERE row=?", (old_id,))
-            db.execute("UPDATE findings SET current=0 WHERE unit_code=? AND code IN"
+            db.execute("UPDATE findings SET current=0 WHERE current=1 AND unit_code=? AND code IN"
                        " ('COVERAGE_INCOMPLETE','MAIL_LATE')", (unit.code,))
         else:
-            db.execute("UPDATE rows SET current=0 WHERE unit_code=?", (unit.code,))
-            db.execute("UPDATE findings SET current=0 WHERE unit_code=?", (unit.code,))
+            db.execute("UPDATE rows SET current=0 WHERE current=1 AND unit_code=?", (unit.code,))
+            db.execute("UPDATE findings SET current=0 WHERE current=1 AND unit_code=?",
+                       (unit.code,))
         for file_report in report.files:
             for f in file_report.findings:
                 self._insert_finding(submission, None, unit.code, f)
