@@ -1,48 +1,38 @@
-"""One intake cycle: new mail -> recorded -> filed -> reply queued -> sent -> moved.
+"""One intake cycle: new mail -> recorded -> decided -> filed -> reply sent -> moved.
 
-Each arrow is one committed step in the store, and each step is idempotent, so a crash
-anywhere is finished by the next cycle: a message recorded but not filed is filed from
-its archived copy; a reply queued but not sent is sent; a message answered but not moved
-is moved. The UID high-water mark advances when a message is *recorded*, so nothing is
-fetched twice and nothing recorded is forgotten.
+The cycle only orders the steps, each in its own module: ``mail/sync.py`` records and
+moves, ``decide.py`` decides (pure), ``filing.py`` writes, ``mail/smtp.py`` sends. Each
+step commits before the next, and each is idempotent, so a crash anywhere is finished
+by the next cycle: a message recorded but not filed is filed from its archived copy; a
+reply queued but not sent is sent; a message answered but not moved is moved.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time
+from datetime import datetime
 from pathlib import Path
 
-from imap_tools import BaseMailBox as MailBox
-
 from . import archive, staff
-from .config import TZ, Settings
+from .config import Settings
+from .decide import Decider, Outcome
 from .errors import MailboxError, StorageError
-from .findings import Finding, finding
+from .filing import Filer
+from .findings import Finding
 from .locks import cycle_lock
-from .mail import imap, smtp
-from .mail.attachments import extract
-from .mail.envelope import Envelope, envelope, identity, parse
+from .mail import imap, smtp, sync
+from .mail.envelope import Envelope
 from .recheck import notice_reference_change
 from .reference import Reference, Unit, load_reference
-from .replies import build as build_reply
-from .replies import check_templates, group_findings, local_time, where
-from .sheets.annotate import annotate, annotated_name
-from .sheets.checks import RowResult, check_coverage
-from .sheets.report import Report, check_files
-from .store import Stage, Store, now_iso, open_store
-from .text import name_key
-from .workbook import LEVELS, STATUS_LABELS
+from .replies import check_templates
+from .sheets.report import Report
+from .store import Stage, Store, open_store
+from .workbook import STATUS_LABELS
 from .workbook import write as write_workbook
 
 log = logging.getLogger(__name__)
-
-REVIEW_STATUSES = {"unknown-sender", "held"}
-
 
 @dataclass
 class CycleResult:
@@ -55,24 +45,6 @@ class CycleResult:
     workbook: Path | None = None
 
 
-@dataclass
-class Outcome:
-    """What processing decided for one message, before anything is written."""
-
-    status: str
-    unit: Unit | None = None
-    detail: str = ""
-    late: bool = False
-    reply_kind: str = ""
-    reply_context: dict[str, object] = field(default_factory=dict)
-    report: Report | None = None
-    attachments: list[tuple[str, bytes]] = field(default_factory=list)
-    extra_findings: list[Finding] = field(default_factory=list)
-    envelope: Envelope | None = None  # set by ``decide``; the reply is addressed from it
-    command: staff.Command | None = None  # a staff command (status "staff-command")
-    answer: list[str] = field(default_factory=list)  # what was done, for the staff member
-
-
 class Pipeline:
     def __init__(self, settings: Settings, store: Store | None = None,
                  reference: Reference | None = None) -> None:
@@ -80,6 +52,8 @@ class Pipeline:
         self.store = store or open_store(settings.paths.data_dir, settings.paths.workbook)
         self.reference = reference or load_reference(settings.paths.reference_dir)
         self.templates = check_templates(settings.paths.templates_dir)
+        self.decider = Decider(settings, self.reference, self.unit_for)
+        self.filer = Filer(settings, self.reference, self.templates, self.store)
         self.on_message: Callable[[str], None] | None = None  # progress: called per message
 
     # -- the cycle -------------------------------------------------------------------
@@ -120,7 +94,7 @@ class Pipeline:
                 imap.ensure_folder(box, folder)
             folder = settings.mailbox.folder
             validity = imap.select(box, folder)
-            last_uid, since = self._high_water(box, folder, validity)
+            last_uid, since = sync.high_water(self.store, settings, box, folder, validity)
             if backlog:
                 known = {int(r["uid"]) for r in self.store.query(
                     "SELECT uid FROM messages WHERE folder=? AND uidvalidity=?",
@@ -132,120 +106,24 @@ class Pipeline:
                 batch = uids[start:start + settings.mailbox.batch_size]
                 for item in imap.fetch(box, batch, settings.limits.max_message_bytes):
                     if since and item.internal_date and item.internal_date < since:
-                        self._skip_old(folder, item.uid)
+                        sync.skip_old(self.store, folder, item.uid)
                         continue
                     result.fetched += 1
-                    self._record(folder, validity, item)
-            self._process_pending(result)
+                    sync.record(self.store, settings, folder, validity, item)
+            self.process_pending(result)
             result.set_aside = staff.set_aside(self)
             result.sent = smtp.deliver(self.store, settings)
-            result.moved = self._move_done(box, folder, validity, result)
+            result.moved = sync.move_done(self.store, settings, box, folder, validity,
+                                          result.errors)
             try:
                 result.moved += staff.relocate(self, box)
             except MailboxError as exc:  # released messages move at the next cycle
                 result.errors.append(str(exc))
 
-    def _high_water(self, box: MailBox, folder: str, validity: int
-                    ) -> tuple[int, datetime | None]:
-        """The last UID already seen, and the instant before which mail is left alone.
 
-        On a first start the mark is set by ``start_from``; after a UIDVALIDITY change
-        every UID is new again and the whole folder is re-read (repeats are recognised by
-        Message-ID and content), still leaving alone what came before the first start.
-        """
-        row = self.store.one("SELECT uidvalidity, last_uid FROM folders WHERE name=?", (folder,))
-        since_key = f"since:{folder}"
-        since_row = self.store.one("SELECT value FROM meta WHERE key=?", (since_key,))
-        since = datetime.fromisoformat(since_row[0]) if since_row else None
-        if row is None:
-            start = self.settings.mailbox.start_from
-            if start == "all":
-                last = 0
-            else:
-                day = None if start == "now" else start
-                last = imap.last_uid_before(box, day)  # type: ignore[arg-type]
-                since = (datetime.now(UTC) if day is None
-                         else datetime.combine(day, time(0), tzinfo=TZ))  # type: ignore[arg-type]
-            with self.store.transaction() as db:
-                db.execute("INSERT INTO folders(name, uidvalidity, last_uid) VALUES (?,?,?)",
-                           (folder, validity, last))
-                if since is not None:
-                    db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?,?)",
-                               (since_key, since.isoformat(timespec="seconds")))
-                self.store.event("start", f"{folder}: start_from={start}, mail up to UID "
-                                 f"{last} left alone")
-            return last, since
-        if int(row["uidvalidity"]) != validity:
-            log.warning("UIDVALIDITY of %s changed %s -> %s", folder, row["uidvalidity"],
-                        validity)
-            with self.store.transaction() as db:
-                self.store.event("uidvalidity", f"{folder}: {row['uidvalidity']} -> {validity}")
-                db.execute("UPDATE folders SET uidvalidity=?, last_uid=0 WHERE name=?",
-                           (validity, folder))
-            return 0, since
-        return int(row["last_uid"]), since
 
-    def _skip_old(self, folder: str, uid: int) -> None:
-        with self.store.transaction() as db:
-            db.execute("UPDATE folders SET last_uid=MAX(last_uid, ?) WHERE name=?", (uid, folder))
 
-    def _record(self, folder: str, validity: int, item: imap.Fetched) -> None:
-        """Step 1: remember the message (and archive it) before doing anything with it.
-
-        Nothing here may raise for what the message contains: a message that cannot be
-        parsed is still recorded, and its processing error sets it aside for staff.
-        """
-        raw = item.raw
-        received = (item.internal_date or datetime.now(UTC)).astimezone(UTC)
-        status: str | None = None
-        detail = ""
-        stage = Stage.RECORDED
-        digest = path = ""
-        message_id = sender = subject = ""
-        if item.missing:
-            status, stage = "ignored", Stage.MOVED
-            detail = "thư đã bị xóa khỏi hộp thư (bởi một chương trình khác) trước khi tải về"
-        elif raw is None:
-            status, stage = "held", Stage.FILED
-            detail = (f"thư quá lớn ({item.size / 1_000_000:.1f} MB, giới hạn "
-                      f"{self.settings.limits.max_message_bytes / 1_000_000:.0f} MB), chưa tải về")
-        else:
-            digest = hashlib.sha256(raw).hexdigest()
-            path = archive.keep_message(self.settings.paths.data_dir, raw)
-            message_id, sender, subject = identity(raw, self.settings.rules.authserv_id)
-        with self.store.transaction() as db:
-            exists = db.execute("SELECT 1 FROM messages WHERE folder=? AND uidvalidity=? AND uid=?",
-                                (folder, validity, item.uid)).fetchone()
-            twin = db.execute(
-                "SELECT id, folder, uidvalidity, stage FROM messages WHERE message_id=? AND"
-                " sha256=? ORDER BY id LIMIT 1", (message_id, digest)).fetchone() \
-                if digest and not exists else None
-            if exists:
-                pass
-            elif twin is not None and twin["folder"] == folder and \
-                    int(twin["uidvalidity"]) != validity and twin["stage"] != Stage.MOVED:
-                # The same message, renumbered by a UIDVALIDITY change before we finished
-                # with it: it takes its new address and its work goes on from where it was.
-                db.execute("UPDATE messages SET uidvalidity=?, uid=? WHERE id=?",
-                           (validity, item.uid, twin["id"]))
-                log.info("uid=%s is message %s renumbered; its work continues", item.uid,
-                         twin["id"])
-            else:
-                filed_twin = twin is not None and twin["stage"] != Stage.RECORDED
-                if filed_twin:
-                    status, detail, stage = "ignored", "thư trùng lặp", Stage.FILED
-                db.execute(
-                    "INSERT INTO messages(folder, uidvalidity, uid, message_id, sha256, received_at,"
-                    " sender, subject, status, detail, stage, archive, duplicate_of, created_at)"
-                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (folder, validity, item.uid, message_id, digest,
-                     received.isoformat(timespec="seconds"), sender, subject, status, detail,
-                     stage, path, twin["id"] if twin else None, now_iso()))
-            db.execute("UPDATE folders SET last_uid=MAX(last_uid, ?) WHERE name=?",
-                       (item.uid, folder))
-        log.info("recorded uid=%s message_id=%s", item.uid, message_id)
-
-    def _process_pending(self, result: CycleResult) -> None:
+    def process_pending(self, result: CycleResult) -> None:
         """Decide and file every recorded message, whatever folder or UIDVALIDITY it was
         recorded under (work left by a crash is finished even after a renumbering)."""
         pending = self.store.query("SELECT * FROM messages WHERE stage=? ORDER BY id",
@@ -297,23 +175,7 @@ class Pipeline:
                 db.execute("UPDATE messages SET attempts=?, error=? WHERE id=?",
                            (attempts, error, row["id"]))
 
-    # -- deciding ---------------------------------------------------------------------
 
-    def decide(self, raw: bytes, received: datetime, trusted_unit: Unit | None = None
-               ) -> Outcome:
-        """Steps 1–5 of SPEC §4 for one message; pure apart from reading the reference.
-
-        ``trusted_unit``: staff released the message as this unit's (SPEC §10): the
-        sender check is skipped, on staff's word.
-        """
-        settings = self.settings
-        message = parse(raw)
-        own = {settings.smtp.from_address.lower(), settings.mailbox.username.lower()}
-        env = envelope(message, own, settings.rules.authserv_id,
-                       {a.lower() for a in settings.rules.trusted_forwarders})
-        outcome = self._decide(message, env, received, trusted_unit)
-        outcome.envelope = env
-        return outcome
 
     def unit_for(self, address: str) -> Unit | None:
         """The unit of a sender: units.csv, or an address staff added (``intake assign``)."""
@@ -328,347 +190,50 @@ class Pipeline:
     def status_label(status: str) -> str:
         return STATUS_LABELS.get(status, status)
 
-    def _staff_command(self, env: Envelope) -> Outcome | None:
-        """A command from staff (SPEC §10), or a command-like message from anyone else,
-        which is held: only a staff address that passes the sender check may command."""
-        command = staff.parse_command(env.first_line, set(self.reference.units))
-        if command is None:
-            return None
-        settings = self.settings
-        genuine = not settings.rules.require_sender_auth or env.auth == "pass"
-        if env.sender in {a.lower() for a in settings.rules.staff} and genuine:
-            return Outcome("staff-command", detail=env.first_line[:200], command=command,
-                           reply_kind="staff-command")
-        if command.verb == "unknown":
-            return None  # an ordinary message that happens to begin with such a word
-        return Outcome("held", detail="thư có dạng lệnh của cán bộ nhưng không gửi từ địa chỉ "
-                       "cán bộ đã xác thực; không thực hiện")
+    # -- the steps, for staff actions and recheck (same code as the cycle) -------------
 
-    def _decide(self, message, env: Envelope, received: datetime,
-                trusted_unit: Unit | None = None) -> Outcome:
-        settings = self.settings
-        context = self.context(env, received)
-        if env.bounce_of:
-            smtp.mark_bounced(self.store, env.bounce_of)
-            return Outcome("ignored", detail="thư báo gửi không thành công")
-        if env.auto_reason:
-            return Outcome("ignored", detail=f"thư tự động ({env.auto_reason})")
-        if trusted_unit is None and (command := self._staff_command(env)) is not None:
-            return command
-        unit = trusted_unit or self.unit_for(env.sender)
-        if unit is None:
-            # Answer only a sender who is real: a reply to a forged From is backscatter.
-            genuine = not settings.rules.require_sender_auth or env.auth == "pass"
-            return Outcome("unknown-sender", detail=f"địa chỉ {env.sender or '(trống)'} chưa đăng ký",
-                           reply_kind="unknown-sender" if env.sender and genuine else "",
-                           reply_context=context)
-        context["unit_name"] = unit.name
-        if trusted_unit is None and settings.rules.require_sender_auth and env.auth != "pass":
-            return Outcome("held", unit, detail="không xác thực được người gửi "
-                           f"(Authentication-Results của {settings.rules.authserv_id}: {env.auth})")
-        late = received >= settings.campaign.deadline
-        if late and settings.campaign.late_policy == "reject":
-            return Outcome("rejected-late", unit, late=True, reply_kind="rejected-late",
-                           reply_context=context, detail="gửi sau hạn chót")
-        files, ignored = extract(message, settings.limits.max_attachments)
-        attachments = [(f.name, f.data) for f in files]
-        if not attachments:
-            context["ignored"] = ignored
-            return Outcome("no-attachment", unit, late=late, reply_kind="no-attachment",
-                           reply_context=context)
-        report = check_files(attachments, self.reference, settings, unit=unit, coverage=False)
-        extra = [self.late_finding(received)] if late else []
-        return Outcome("accepted", unit, late=late, report=report, attachments=attachments,
-                       reply_context=context, extra_findings=extra,
-                       detail="bổ sung" if env.addition else "")
-
-    def context(self, env: Envelope, received: datetime) -> dict[str, object]:
-        return {"unit_name": "", "sender": env.sender, "received_at": local_time(received),
-                "deadline": local_time(self.settings.campaign.deadline),
-                "year": self.settings.campaign.year,
-                "late": received >= self.settings.campaign.deadline}
-
-    # -- filing -----------------------------------------------------------------------
+    def decide(self, raw: bytes, received: datetime, trusted_unit: Unit | None = None
+               ) -> Outcome:
+        return self.decider.decide(raw, received, trusted_unit)
 
     def file(self, row, outcome: Outcome, release: dict[str, str] | None = None) -> bool:
-        """Steps 6–7 in one transaction: submission, rows, findings, and the queued reply.
-
-        The stage is read again inside the transaction: a message someone else filed in
-        the meantime is left as it is (returns False), never filed or answered twice.
-        ``release`` (actor, note): staff release a waiting message (SPEC §10); it must
-        still be waiting, and it is moved from the review to the processed folder.
-        """
-        env = outcome.envelope
-        assert env is not None, "file() takes an outcome from decide()"
-        with self.store.transaction() as db:
-            current = db.execute("SELECT stage, status, settled FROM messages WHERE id=?",
-                                 (row["id"],)).fetchone()
-            if release is not None:
-                if current is None or current["settled"] or \
-                        current["status"] not in staff.WAITING_STATUSES:
-                    raise staff.StaffError(f"thư mã {row['token'] or row['id']} không còn chờ "
-                                           "Ban xem xét")
-                db.execute("UPDATE messages SET settled='released', relocate=? WHERE id=?",
-                           (self.settings.mailbox.processed_folder, row["id"]))
-                staff.record(db, release["actor"], "release", int(row["id"]),
-                             outcome.unit.code if outcome.unit else None, release.get("note", ""),
-                             outcome.status)
-            elif current is None or current["stage"] != Stage.RECORDED:
-                log.info("uid=%s already filed elsewhere; left as it is", row["uid"])
-                return False
-            names = ", ".join(name for name, _ in outcome.attachments)
-            if outcome.report is not None and outcome.unit is not None:
-                outcome.status = self._file_submission(row, outcome, env)
-            db.execute("UPDATE messages SET status=?, unit_code=?, detail=?, late=?, attachments=?,"
-                       " stage=?, error='' WHERE id=?",
-                       (outcome.status, outcome.unit.code if outcome.unit else None,
-                        outcome.detail, int(outcome.late), names,
-                        current["stage"] if release is not None else Stage.FILED, row["id"]))
-            if outcome.reply_kind or outcome.report is not None:
-                self.queue_reply(row, outcome, env)
-        log.info("filed uid=%s status=%s unit=%s", row["uid"], outcome.status,
-                 outcome.unit.code if outcome.unit else "-")
-        return True
-
-    def _file_submission(self, row, outcome: Outcome, env: Envelope) -> str:
-        db = self.store.db
-        unit = outcome.unit
-        report = outcome.report
-        assert unit is not None and report is not None
-        addition = env.addition
-        cursor = db.execute(
-            "INSERT INTO submissions(message, unit_code, received_at, addition, status, late)"
-            " VALUES (?,?,?,?,?,?)",
-            (row["id"], unit.code, row["received_at"], int(addition), "accepted",
-             int(outcome.late)))
-        submission = cursor.lastrowid
-        for name, data in outcome.attachments:
-            path, digest = archive.keep_attachment(self.settings.paths.data_dir, name, data)
-            db.execute("INSERT INTO files(submission, name, sha256, path) VALUES (?,?,?,?)",
-                       (submission, name, digest, path))
-        status, coverage = self.apply(int(submission or 0), unit, report, addition=addition,
-                                      received_at=row["received_at"], late=outcome.late,
-                                      extra=outcome.extra_findings)
-        outcome.reply_context.update(self.summary(report, coverage, outcome))
-        return status
+        return self.filer.file(row, outcome, release)
 
     def apply(self, submission: int, unit: Unit, report: Report, *, addition: bool,
               received_at: str, late: bool, extra: list[Finding]) -> tuple[str, list[Finding]]:
-        """A checked submission's rows and findings become the unit's current list.
+        return self.filer.apply(submission, unit, report, addition=addition,
+                                received_at=received_at, late=late, extra=extra)
 
-        Used when a message is filed and again by ``intake recheck``, which replays a
-        unit's current submissions in order; the caller holds the transaction. Returns
-        the submission's status and its coverage findings.
-        """
-        db = self.store.db
-        if addition:
-            for result in report.results:
-                key = self._hamlet(result)
-                if key[0]:
-                    old = [r[0] for r in db.execute(
-                        "SELECT id FROM rows WHERE unit_code=? AND current=1 AND commune_code=?"
-                        " AND hamlet_key=?", (unit.code, *key))]
-                    for old_id in old:
-                        db.execute("UPDATE rows SET current=0 WHERE id=?", (old_id,))
-                        db.execute("UPDATE findings SET current=0 WHERE row=?", (old_id,))
-            db.execute("UPDATE findings SET current=0 WHERE current=1 AND unit_code=? AND code IN"
-                       " ('COVERAGE_INCOMPLETE','MAIL_LATE')", (unit.code,))
-        else:
-            db.execute("UPDATE rows SET current=0 WHERE current=1 AND unit_code=?", (unit.code,))
-            db.execute("UPDATE findings SET current=0 WHERE current=1 AND unit_code=?",
-                       (unit.code,))
-        for file_report in report.files:
-            for f in file_report.findings:
-                self._insert_finding(submission, None, unit.code, f)
-        self._check_conflicts(unit.code, report.results)
-        accepted = self._accept(unit.code, report.results)
-        for result in report.results:
-            row_id = self._insert_row(submission, unit.code, received_at, result)
-            for f in result.findings:
-                self._insert_finding(submission, row_id, unit.code, f, accepted.get(id(f), ""))
-        registered = {
-            (r[0], r[1]) for r in db.execute(
-                "SELECT commune_code, hamlet_key FROM rows WHERE unit_code=? AND current=1 AND"
-                " valid=1", (unit.code,))
-        }
-        coverage = check_coverage(registered, unit, self.reference)
-        for f in coverage + extra:
-            self._insert_finding(submission, None, unit.code, f)
-        errors = [f for f in report.findings + coverage if f.is_error]
-        late_error = late and self.settings.campaign.late_policy == "reject"
-        status = "needs-correction" if errors or late_error else "accepted"
-        if not report.results and not errors:
-            status = "needs-correction"
-        db.execute("UPDATE submissions SET status=? WHERE id=?", (status, submission))
-        return status, coverage
-
-    def _accept(self, unit_code: str, results: list[RowResult]) -> dict[int, str]:
-        """Findings staff accepted against the rules (``intake accept``): the row counts as
-        valid, and the finding stays visible, as a warning saying so. Returns the notes by
-        the id of the finding that replaced each accepted one."""
-        accepted = {(r["commune_code"], r["hamlet_key"], r["code"]): r["note"]
-                    for r in self.store.query(
-                        "SELECT commune_code, hamlet_key, code, note FROM acceptances"
-                        " WHERE unit_code=?", (unit_code,))}
-        notes: dict[int, str] = {}
-        if not accepted:
-            return notes
-        for result in results:
-            commune_code, key = self._hamlet(result)
-            for index, f in enumerate(result.findings):
-                note = accepted.get((commune_code, key, f.code))
-                if note is None or not f.is_error:
-                    continue
-                kept = dataclasses.replace(f, level="warning",
-                                           message=f"Ban chấp nhận: {note}. ({f.message})")
-                result.findings[index] = kept
-                notes[id(kept)] = note
-        return notes
+    def context(self, env: Envelope, received: datetime) -> dict[str, object]:
+        return self.decider.context(env, received)
 
     def late_finding(self, received: datetime) -> Finding:
-        return finding(
-            "MAIL_LATE", f"Thư được nhận lúc {local_time(received)}, sau hạn chót "
-            f"{local_time(self.settings.campaign.deadline)}.", value=local_time(received))
-
-    def _check_conflicts(self, unit_code: str, results: list[RowResult]) -> None:
-        """ROW_CONFLICT: the hamlet is already in another unit's current list."""
-        names = {code: unit.name for code, unit in self.reference.units.items()}
-        for result in results:
-            if result.cell is None:
-                continue
-            other = self.store.db.execute(
-                "SELECT unit_code, file, row_number FROM rows WHERE current=1 AND valid=1 AND"
-                " unit_code != ? AND commune_code=? AND hamlet_key=? LIMIT 1",
-                (unit_code, result.cell.commune_code, result.cell.key)).fetchone()
-            if other is None:
-                continue
-            row = result.row
-            result.findings.append(finding(
-                "ROW_CONFLICT",
-                f"Dòng {row.number}: {result.cell.name} ({result.cell.commune_name}) đã được "
-                f"{names.get(other['unit_code'], other['unit_code'])} đăng ký.",
-                file=row.file, sheet=row.sheet, row=row.number,
-                column=row.column("party_cell"), field="party_cell",
-                value=row.text("party_cell"),
-                suggestion="Hai đơn vị thống nhất với nhau; mỗi ấp, khu phố chỉ do một đơn vị "
-                           "đăng ký."))
-
-    def _hamlet(self, result: RowResult) -> tuple[str, str]:
-        if result.cell is not None:
-            return result.cell.commune_code, result.cell.key
-        code = result.commune.code if result.commune else ""
-        return code, name_key(result.row.text("party_cell"))
-
-    def _insert_row(self, submission: int, unit_code: str, received: str, r: RowResult) -> int:
-        row = r.row
-        commune_code, key = self._hamlet(r)
-        errors = "; ".join(f"{f.cell}: {f.title}" if f.cell else f.title
-                           for f in r.findings if f.is_error)
-        cursor = self.store.db.execute(
-            "INSERT INTO rows(submission, unit_code, file, sheet, row_number, commune, commune_code,"
-            " hamlet_key, branch, party_cell, cell_status, members, members_text, level,"
-            " district_model_year, secretary, phone, notes, valid, errors, received_at)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (submission, unit_code, row.file, row.sheet, row.number,
-             r.commune.name if r.commune else row.text("commune"), commune_code, key,
-             row.text("branch"), row.text("party_cell"), r.status_label, row.members,
-             row.text("members"), row.level, row.district_model_year, row.text("secretary"),
-             row.text("phone"), row.text("notes"), int(r.valid), errors, received))
-        return int(cursor.lastrowid or 0)
-
-    def _insert_finding(self, submission: int, row_id: int | None, unit_code: str,
-                        f: Finding, accepted_note: str = "") -> None:
-        self.store.db.execute(
-            "INSERT INTO findings(submission, row, unit_code, file, sheet, row_number,"
-            " column_letter, code, level, field, value, message, suggestion, accepted_note)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (submission, row_id, unit_code, f.file, f.sheet, f.row, f.column, f.code, f.level,
-             f.field, f.value, f.message, f.suggestion, accepted_note))
+        return self.decider.late_finding(received)
 
     def summary(self, report: Report, coverage: list[Finding], outcome: Outcome
-                 ) -> dict[str, object]:
-        findings = report.findings + coverage + outcome.extra_findings
-        errors = [f for f in findings if f.is_error]
-        warnings = [f for f in findings if not f.is_error]
-        valid = [r for r in report.results if r.valid]
-        return {
-            "files": [{"name": f.file, "rows": len(f.results), "valid_rows": f.valid_rows}
-                      for f in report.files],
-            "valid_rows": len(valid),
-            "provincial": sum(1 for r in valid if r.row.level == "provincial"),
-            "district": sum(1 for r in valid if r.row.level == "district"),
-            "errors": errors,
-            "groups": group_findings(errors),
-            "warnings": [{"where": where(f), "message": f.message, "suggestion": f.suggestion}
-                         for f in warnings],
-            "annotated": False,
-            "levels": LEVELS,
-        }
+                ) -> dict[str, object]:
+        return self.filer.summary(report, coverage, outcome)
 
     def queue_reply(self, row, outcome: Outcome, env: Envelope) -> None:
-        kind = outcome.reply_kind or outcome.status
-        context = dict(outcome.reply_context)
-        context.setdefault("answer", outcome.answer)
-        context.setdefault("command", outcome.command.line if outcome.command else "")
-        context.setdefault("unit_name", outcome.unit.name if outcome.unit else "")
-        context.setdefault("ignored", [])
-        files = self._annotated(outcome) if outcome.status == "needs-correction" else []
-        context["annotated"] = bool(files)
-        reply = build_reply(
-            self.settings, self.templates, kind, context, to=env.sender,
-            original_subject=env.subject, original_id=env.message_id,
-            references=env.references, status=outcome.status, late=outcome.late,
-            attachments=files)
-        smtp.queue(self.store, row["id"], kind, reply, outcome.status)
+        self.filer.queue_reply(row, outcome, env)
 
-    def _annotated(self, outcome: Outcome) -> list[tuple[str, bytes]]:
-        """The unit's own files, wrong cells in red, for the correction reply."""
-        report = outcome.report
-        if report is None:
-            return []
-        coverage = [f for f in outcome.reply_context.get("errors", [])  # type: ignore[union-attr]
-                    if f.code == "COVERAGE_INCOMPLETE"]
-        out = []
-        for index, file in enumerate(report.files):
-            extra = coverage if index == 0 else []
-            if not any(f.is_error for f in file.all_findings) and not extra:
-                continue
-            try:
-                data = annotate(file, extra)
-            except Exception:  # the reply still goes, listing every finding in its body
-                log.exception("could not mark up %s; the reply goes without it", file.file)
-                continue
-            if data is not None:
-                out.append((annotated_name(file.file), data))
-        return out
 
-    # -- moving -----------------------------------------------------------------------
 
-    def _move_done(self, box: MailBox, folder: str, validity: int, result: CycleResult) -> int:
-        """Step 8: answered messages leave the watched folder (review when held).
 
-        The stage becomes "moving" before the server is asked, so a move interrupted by a
-        crash is known as such and retried without copying the message a second time.
-        """
-        moved = 0
-        for row in self.store.query(
-            "SELECT id, uid, status, stage, message_id FROM messages WHERE folder=? AND"
-            " uidvalidity=? AND stage IN (?, ?) ORDER BY uid",
-                (folder, validity, Stage.FILED, Stage.MOVING)):
-            target = (self.settings.mailbox.review_folder if row["status"] in REVIEW_STATUSES
-                      else self.settings.mailbox.processed_folder)
-            with self.store.transaction() as db:
-                db.execute("UPDATE messages SET stage=? WHERE id=?", (Stage.MOVING, row["id"]))
-            try:
-                imap.move(box, int(row["uid"]), target, message_id=row["message_id"],
-                          retry=row["stage"] == Stage.MOVING)
-            except MailboxError as exc:  # left "moving": the next cycle tries again
-                result.errors.append(f"uid {row['uid']}: {exc}")
-                continue
-            with self.store.transaction() as db:
-                db.execute("UPDATE messages SET stage=? WHERE id=?", (Stage.MOVED, row["id"]))
-            moved += 1
-        return moved
+
+
+
+
+
+
+
+
+
+
+
+
+
+
 
 
 def rebuild(settings: Settings) -> Path:

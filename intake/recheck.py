@@ -169,7 +169,7 @@ def recheck(pipeline: Pipeline, *, unit_code: str | None = None, notify: bool = 
 def _notify(pipeline: Pipeline, submission, report: Report, coverage: list, unit: Unit,
             status: str) -> None:
     """A fresh reply to the unit, threaded under its latest message, saying it is a recheck."""
-    from .pipeline import Outcome
+    from .decide import Outcome
 
     message = pipeline.store.one("SELECT * FROM messages WHERE id=?", (submission["message_row"],))
     raw = (pipeline.settings.paths.data_dir / message["archive"]).read_bytes()

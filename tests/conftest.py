@@ -31,6 +31,8 @@ from aiosmtpd.controller import Controller
 
 from intake.config import Settings, settings_for
 from intake.demo import SavingHandler, free_port
+from intake.mail import sync
+from intake.mail.imap import Fetched
 from intake.pipeline import CycleResult, Pipeline
 from intake.reference import Reference, load_reference
 from intake.samples import append
@@ -307,6 +309,19 @@ def poll(settings: Settings, password: str | None = "secret") -> CycleResult:
     pipeline = Pipeline(settings)
     try:
         return pipeline.run_cycle(password=password)
+    finally:
+        pipeline.store.close()
+
+
+def file_offline(settings, messages: list, first_uid: int = 1) -> None:
+    """Run the pipeline's record and file steps on (message, received) pairs, without a
+    mailbox; UIDs count from ``first_uid``, so later calls must start above earlier ones."""
+    pipeline = Pipeline(settings)
+    try:
+        for uid, (message, when) in enumerate(messages, start=first_uid):
+            raw = message.as_bytes()
+            sync.record(pipeline.store, settings, "INBOX", 1, Fetched(uid, when, len(raw), raw))
+        pipeline.process_pending(CycleResult())
     finally:
         pipeline.store.close()
 

@@ -25,8 +25,16 @@ from intake.pipeline import Pipeline
 from intake.samples import eligible_rows, form, unit_mail
 from intake.store import open_store
 
-from .conftest import ON_TIME, count, mail_settings, need, poll, running_dovecot, write_run_config
-from .test_workbook import file_offline
+from .conftest import (
+    ON_TIME,
+    count,
+    file_offline,
+    mail_settings,
+    need,
+    poll,
+    running_dovecot,
+    write_run_config,
+)
 
 pytestmark = pytest.mark.dovecot
 

@@ -20,8 +20,7 @@ from intake.pipeline import Pipeline
 from intake.samples import eligible_rows, form, unit_mail
 from intake.schedule import build_scheduler
 
-from .conftest import make_settings, write_run_config
-from .test_workbook import file_offline
+from .conftest import file_offline, make_settings, write_run_config
 
 STAFF = ["canbo1@example.org", "canbo2@example.org"]
 

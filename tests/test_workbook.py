@@ -9,26 +9,12 @@ from pathlib import Path
 
 from openpyxl import load_workbook
 
-from intake.mail.imap import Fetched
-from intake.pipeline import CycleResult, Pipeline, rebuild
+from intake.pipeline import rebuild
 from intake.samples import eligible_rows, form, unit_mail
 from intake.store import SCHEMA_VERSION, open_store
 from intake.workbook import COVERAGE, FINDINGS, LOG, ROWS, SHEETS, SUMMARY
 
-from .conftest import make_settings
-
-
-def file_offline(settings, messages: list, first_uid: int = 1) -> None:
-    """Run the pipeline's record and file steps on (message, received) pairs, without a
-    mailbox; UIDs count from ``first_uid``, so later calls must start above earlier ones."""
-    pipeline = Pipeline(settings)
-    try:
-        for uid, (message, when) in enumerate(messages, start=first_uid):
-            raw = message.as_bytes()
-            pipeline._record("INBOX", 1, Fetched(uid, when, len(raw), raw))
-        pipeline._process_pending(CycleResult())
-    finally:
-        pipeline.store.close()
+from .conftest import file_offline, make_settings
 
 
 def test_sheets_headers_and_formula_safety(tmp_path: Path, reference):

@@ -1,0 +1,132 @@
+"""Steps 1–5 of SPEC §4: one raw message and the time it was received → an ``Outcome``.
+
+Pure: it reads the settings and the reference lists and writes nothing. Who the sender
+is, whether they are real, whether they may be answered, what their files say; filing
+(``filing.py``) then writes what was decided, in one transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from . import staff
+from .config import Settings
+from .findings import Finding, finding
+from .mail.attachments import extract
+from .mail.envelope import Envelope, envelope, parse
+from .reference import Reference, Unit
+from .replies import local_time
+from .sheets.report import Report, check_files
+
+
+@dataclass
+class Outcome:
+    """What processing decided for one message, before anything is written."""
+
+    status: str
+    unit: Unit | None = None
+    detail: str = ""
+    late: bool = False
+    reply_kind: str = ""
+    reply_context: dict[str, object] = field(default_factory=dict)
+    report: Report | None = None
+    attachments: list[tuple[str, bytes]] = field(default_factory=list)
+    extra_findings: list[Finding] = field(default_factory=list)
+    envelope: Envelope | None = None  # set by ``decide``; the reply is addressed from it
+    bounce_of: list[str] = field(default_factory=list)  # our replies a DSN reports lost
+    command: staff.Command | None = None  # a staff command (status "staff-command")
+    answer: list[str] = field(default_factory=list)  # what was done, for the staff member
+
+
+class Decider:
+    """Decides messages for one configuration; ``unit_for`` maps a sender to its unit
+    (units.csv plus the addresses staff added)."""
+
+    def __init__(self, settings: Settings, reference: Reference,
+                 unit_for: Callable[[str], Unit | None]) -> None:
+        self.settings = settings
+        self.reference = reference
+        self.unit_for = unit_for
+
+    def decide(self, raw: bytes, received: datetime, trusted_unit: Unit | None = None
+               ) -> Outcome:
+        """Steps 1–5 of SPEC §4 for one message.
+
+        ``trusted_unit``: staff released the message as this unit's (SPEC §10): the
+        sender check is skipped, on staff's word.
+        """
+        settings = self.settings
+        message = parse(raw)
+        own = {settings.smtp.from_address.lower(), settings.mailbox.username.lower()}
+        env = envelope(message, own, settings.rules.authserv_id,
+                       {a.lower() for a in settings.rules.trusted_forwarders})
+        outcome = self._decide(message, env, received, trusted_unit)
+        outcome.envelope = env
+        return outcome
+
+    def _staff_command(self, env: Envelope) -> Outcome | None:
+        """A command from staff (SPEC §10), or a command-like message from anyone else,
+        which is held: only a staff address that passes the sender check may command."""
+        command = staff.parse_command(env.first_line, set(self.reference.units))
+        if command is None:
+            return None
+        settings = self.settings
+        genuine = not settings.rules.require_sender_auth or env.auth == "pass"
+        if env.sender in {a.lower() for a in settings.rules.staff} and genuine:
+            return Outcome("staff-command", detail=env.first_line[:200], command=command,
+                           reply_kind="staff-command")
+        if command.verb == "unknown":
+            return None  # an ordinary message that happens to begin with such a word
+        return Outcome("held", detail="thư có dạng lệnh của cán bộ nhưng không gửi từ địa chỉ "
+                       "cán bộ đã xác thực; không thực hiện")
+
+    def _decide(self, message, env: Envelope, received: datetime,
+                trusted_unit: Unit | None = None) -> Outcome:
+        settings = self.settings
+        context = self.context(env, received)
+        if env.bounce_of:  # filing marks our reply bounced; deciding writes nothing
+            return Outcome("ignored", detail="thư báo gửi không thành công",
+                           bounce_of=list(env.bounce_of))
+        if env.auto_reason:
+            return Outcome("ignored", detail=f"thư tự động ({env.auto_reason})")
+        if trusted_unit is None and (command := self._staff_command(env)) is not None:
+            return command
+        unit = trusted_unit or self.unit_for(env.sender)
+        if unit is None:
+            # Answer only a sender who is real: a reply to a forged From is backscatter.
+            genuine = not settings.rules.require_sender_auth or env.auth == "pass"
+            return Outcome("unknown-sender", detail=f"địa chỉ {env.sender or '(trống)'} chưa đăng ký",
+                           reply_kind="unknown-sender" if env.sender and genuine else "",
+                           reply_context=context)
+        context["unit_name"] = unit.name
+        if trusted_unit is None and settings.rules.require_sender_auth and env.auth != "pass":
+            return Outcome("held", unit, detail="không xác thực được người gửi "
+                           f"(Authentication-Results của {settings.rules.authserv_id}: {env.auth})")
+        late = received >= settings.campaign.deadline
+        if late and settings.campaign.late_policy == "reject":
+            return Outcome("rejected-late", unit, late=True, reply_kind="rejected-late",
+                           reply_context=context, detail="gửi sau hạn chót")
+        files, ignored = extract(message, settings.limits.max_attachments)
+        attachments = [(f.name, f.data) for f in files]
+        if not attachments:
+            context["ignored"] = ignored
+            return Outcome("no-attachment", unit, late=late, reply_kind="no-attachment",
+                           reply_context=context)
+        report = check_files(attachments, self.reference, settings, unit=unit, coverage=False)
+        extra = [self.late_finding(received)] if late else []
+        return Outcome("accepted", unit, late=late, report=report, attachments=attachments,
+                       reply_context=context, extra_findings=extra,
+                       detail="bổ sung" if env.addition else "")
+
+    def context(self, env: Envelope, received: datetime) -> dict[str, object]:
+        return {"unit_name": "", "sender": env.sender, "received_at": local_time(received),
+                "deadline": local_time(self.settings.campaign.deadline),
+                "year": self.settings.campaign.year,
+                "late": received >= self.settings.campaign.deadline}
+
+    def late_finding(self, received: datetime) -> Finding:
+        return finding(
+            "MAIL_LATE", f"Thư được nhận lúc {local_time(received)}, sau hạn chót "
+            f"{local_time(self.settings.campaign.deadline)}.", value=local_time(received))
