@@ -548,6 +548,11 @@ def main(argv: list[str] | None = None) -> int:
     except IntakeError as exc:
         print(f"error: {exc}" + (f" (hint: {exc.hint})" if exc.hint else ""), file=sys.stderr)
         return EXIT_FINDINGS if args.command in ("poll", "run") else EXIT_USAGE
+    except OSError as exc:  # a path a person gave (-o, --annotate) cannot be written or read
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{exc.strerror or exc} (hint: check the path and its permissions)",
+              file=sys.stderr)
+        return EXIT_FINDINGS if args.command in ("poll", "run") else EXIT_USAGE
     except KeyboardInterrupt:
         return EXIT_OK
 

@@ -193,9 +193,14 @@ def _env_overrides(environ: dict[str, str]) -> dict[str, dict[str, str]]:
     return overrides
 
 
-def _describe(error: ValidationError, source: str) -> str:
+def _describe(error: ValidationError, source: str, from_env: set[tuple[str, str]]) -> str:
+    """One line naming where the bad value came from: the environment variable that set
+    it, or the file."""
     first = error.errors()[0]
     key = ".".join(str(part) for part in first["loc"])
+    loc = tuple(str(part) for part in first["loc"][:2])
+    if len(loc) == 2 and loc in from_env:
+        source = f"{ENV_PREFIX}{loc[0].upper()}__{loc[1].upper()}"
     if first["type"] == "extra_forbidden":
         reason = "unknown key"
         if key.endswith("password"):
@@ -236,7 +241,9 @@ def load_settings(path: Path | str | None = None, environ: dict[str, str] | None
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    from_env: set[tuple[str, str]] = set()
     for section, values in _env_overrides(environ).items():
+        from_env.update((section, key) for key in values)
         target = data.setdefault(section, {})
         if not isinstance(target, dict):
             raise ConfigError(f"environment override for '{section}' but it is not a section")
@@ -244,7 +251,7 @@ def load_settings(path: Path | str | None = None, environ: dict[str, str] | None
     try:
         settings = Settings.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, str(path))) from None
+        raise ConfigError(_describe(exc, str(path), from_env)) from None
     return _resolve(settings, path.resolve().parent)
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from aiosmtpd.controller import Controller
 
 from .config import Settings, settings_for
+from .errors import IntakeError
 from .pipeline import CycleResult, Pipeline
 from .reference import load_reference
 from .samples import append, eligible_rows, form, unit_mail
@@ -51,6 +52,12 @@ class SavingHandler:
         return "250 OK"
 
 
+class DemoError(IntakeError):
+    """The embedded demo servers could not be started."""
+
+    hint = "is another program using the loopback ports? run `make demo` again"
+
+
 @dataclass
 class PymapServer:
     process: subprocess.Popen
@@ -75,14 +82,18 @@ def start_pymap(user: str, password: str, timeout: float = 15) -> PymapServer:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"pymap exited: {process.stderr.read().decode()[-500:]}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return PymapServer(process, port)
+            why = process.stderr.read().decode(errors="replace").strip().splitlines()
+            raise DemoError("the demo IMAP server (pymap) stopped at start: "
+                            + (why[-1][-300:] if why else f"exit status {process.returncode}"))
+        try:  # ready when *pymap* greets us (not whatever else may hold the port)
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as probe:
+                if probe.recv(64).startswith(b"* OK") and process.poll() is None:
+                    return PymapServer(process, port)
         except OSError:
-            time.sleep(0.1)
+            pass
+        time.sleep(0.1)
     process.kill()
-    raise RuntimeError("pymap did not start listening in time")
+    raise DemoError(f"the demo IMAP server (pymap) did not listen within {timeout:.0f} s")
 
 
 def demo_settings(base: Settings, folder: Path, imap_port: int, smtp_port: int) -> Settings:

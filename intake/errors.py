@@ -48,10 +48,6 @@ class StoreCorruptError(IntakeError):
     hint = "restore intake.sqlite3 from a backup; never delete it to start over"
 
 
-class SmtpError(IntakeError):
-    """Sending mail failed in a way that is worth telling the operator about."""
-
-
 class TemplateError(IntakeError):
     """A reply template is missing or does not compile."""
 

@@ -149,8 +149,8 @@ class Filer:
         for f in coverage + extra:
             self._insert_finding(submission, None, unit.code, f)
         errors = [f for f in report.findings + coverage if f.is_error]
-        late_error = late and self.settings.campaign.late_policy == "reject"
-        status = "needs-correction" if errors or late_error else "accepted"
+        # (a late list under late_policy "reject" never gets here: decide rejects it)
+        status = "needs-correction" if errors else "accepted"
         if not report.results and not errors:
             status = "needs-correction"
         db.execute("UPDATE submissions SET status=? WHERE id=?", (status, submission))

@@ -14,7 +14,6 @@ import os
 import pwd
 import shutil
 import socket
-import ssl
 import subprocess
 import tempfile
 import time
@@ -96,6 +95,12 @@ class Dovecot:
                         "--uid-validity", str(validity), folder], check=True, capture_output=True,
                        timeout=30)
         return validity
+
+    def sessions(self, user: str) -> int:
+        """How many IMAP connections ``user`` has open now (``doveadm who``)."""
+        done = subprocess.run([need("doveadm"), "-c", str(self.config), "who", "-1", user],
+                              capture_output=True, text=True, timeout=30)
+        return sum(1 for line in done.stdout.splitlines()[1:] if line.startswith(user))
 
     def uids(self, user: str, folder: str) -> list[int]:
         """UIDs in one folder of a user's mailbox."""
@@ -298,10 +303,6 @@ def mail_settings(base: Path, dovecot: Dovecot, user: str, smtp_port: int,
             "from_address": "bantckt@example.org", "max_replies_per_hour": 50,
             **sections.pop("smtp", {})}
     return make_settings(base, mailbox=mailbox, smtp=smtp, rules=rules, **sections)
-
-
-def trusting_context(ca_file: Path) -> ssl.SSLContext:
-    return ssl.create_default_context(cafile=str(ca_file))
 
 
 def poll(settings: Settings, password: str | None = "secret") -> CycleResult:

@@ -211,3 +211,27 @@ def test_resend_requeues_failed_replies_and_status_shows_the_outbox(capsys, conf
     store.close()
     code, _, err = run(capsys, "--config", str(config), "resend", "--id", str(ids[0]))
     assert code == 2 and "it is sent, not failed" in err
+
+
+def test_an_unwritable_output_path_is_one_line_and_exit_2(capsys, config, tmp_path):
+    (tmp_path / "taken").write_text("a file, not a folder")
+    code, _out, err = run(capsys, "--config", str(config), "template", "-o",
+                         str(tmp_path / "taken" / "mau.xlsx"))
+    assert code == 2
+    assert err == (f"error: {tmp_path / 'taken'}: File exists "
+                   "(hint: check the path and its permissions)\n")
+
+
+def test_a_demo_server_that_will_not_start_is_one_line(monkeypatch):
+    import socket
+
+    import intake.demo as demo
+
+    busy = socket.create_server(("127.0.0.1", 0))  # another program holds the port
+    monkeypatch.setattr(demo, "free_port", lambda: busy.getsockname()[1])
+    try:
+        with pytest.raises(demo.DemoError) as error:
+            demo.start_pymap("demo@example.org", "secret", timeout=10)
+    finally:
+        busy.close()
+    assert "\n" not in str(error.value) and "pymap" in str(error.value)

@@ -56,6 +56,15 @@ def test_bad_key_is_named_in_one_line(tmp_path: Path):
     assert f"{path}: invalid key 'mailbox.security'" in message
 
 
+def test_a_bad_value_from_the_environment_names_the_variable(tmp_path: Path):
+    path = write(tmp_path, "[mailbox]\nport = 993\n")
+    with pytest.raises(ConfigError) as error:
+        load_settings(path, environ={"INTAKE_MAILBOX__PORT": "nine"})
+    message = str(error.value)
+    assert message.startswith("INTAKE_MAILBOX__PORT: invalid key 'mailbox.port'")
+    assert str(path) not in message
+
+
 def test_unknown_key_and_password_in_file_are_refused(tmp_path: Path):
     path = write(tmp_path, '[smtp]\npassword = "hunter2"\n')
     with pytest.raises(ConfigError, match=r"invalid key 'smtp.password': unknown key \(secrets"):

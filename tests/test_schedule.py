@@ -123,7 +123,12 @@ def test_run_as_a_daemon(tmp_path, dovecot, smtp_sink, reference, poll_minutes, 
     daemon = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True)
     try:
-        time.sleep(1.5)
+        # Ready when the first cycle is done and, with IDLE, its connection waits for mail.
+        ready = time.monotonic() + 30
+        while time.monotonic() < ready and daemon.poll() is None and not (
+                (tmp_path / "data" / "TongHop.xlsx").exists()
+                and (not idle or dovecot.sessions(user) >= 1)):
+            time.sleep(0.1)
         assert daemon.poll() is None, daemon.stderr.read() if daemon.stderr else ""
         second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=30)
         assert second.returncode != 0

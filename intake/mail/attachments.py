@@ -6,6 +6,7 @@ characters long. It is cleaned before it is shown or used as part of a path.
 
 from __future__ import annotations
 
+import logging
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ SPREADSHEET_TYPES = {
     "application/zip": ".zip",
     "application/x-zip-compressed": ".zip",
 }
+log = logging.getLogger(__name__)
 _UNSAFE = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]+')
 
 
@@ -49,7 +51,6 @@ def safe_name(name: str, fallback: str = "tep-dinh-kem", max_bytes: int = 120) -
 class Attachment:
     name: str
     data: bytes
-    content_type: str
 
 
 def _filename(part: Message) -> str:
@@ -85,7 +86,10 @@ def extract(message: Message, max_attachments: int) -> tuple[list[Attachment], l
             continue
         try:
             data = part.get_payload(decode=True) or b""
-        except Exception:
-            data = b""
-        sheets.append(Attachment(name, data, ctype))
+        except Exception as exc:  # a broken transfer encoding: read what is there, say why
+            log.warning("attachment %r could not be decoded (%s); reading it as it is",
+                        name, exc)
+            raw = part.get_payload()
+            data = raw.encode("latin-1", "replace") if isinstance(raw, str) else b""
+        sheets.append(Attachment(name, data))
     return sheets, ignored

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from email import policy
 from email.message import EmailMessage, Message
-from email.utils import getaddresses, parseaddr
+from email.utils import parseaddr
 
 from ..text import clean, fold
 
@@ -224,8 +224,3 @@ def identity(raw: bytes, authserv_id: str) -> tuple[str, str, str]:
     except Exception:
         return "", "", ""
     return env.message_id, env.sender, env.subject
-
-
-def all_recipients(message: Message) -> list[str]:
-    values = [header(message, name) for name in ("To", "Cc")]
-    return [addr.lower() for _n, addr in getaddresses(values) if addr]
