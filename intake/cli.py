@@ -299,6 +299,7 @@ def _staff_step(settings: Settings):
     moved at once where the servers answer (else by the next cycle)."""
     from .locks import cycle_lock
     from .mail import smtp
+    from .mail.oauth import imap_secret
     from .pipeline import Pipeline
     from .staff import relocate_now
 
@@ -308,9 +309,7 @@ def _staff_step(settings: Settings):
                 "waiting for the running intake step to finish…", file=sys.stderr)):
             yield pipeline
             smtp.deliver(pipeline.store, settings)
-            password = settings.mail_secret(settings.mailbox.password_env,
-                                            settings.mailbox.timeout_seconds)
-            problem = relocate_now(pipeline, password)
+            problem = relocate_now(pipeline, imap_secret(settings))
             if problem:
                 print(f"note: {problem}", file=sys.stderr)
             pipeline.store.event("staff")

@@ -77,6 +77,7 @@ class Smtp(_Section):
     password_env: str = "INTAKE_SMTP_PASSWORD"
     from_address: str = "bantckt.tdbentre@gmail.com"
     from_name: str = "Ban Tổ chức – Kiểm tra Tỉnh đoàn Bến Tre"
+    auth: Literal["password", "xoauth2", "same"] = "same"  # "same": as [mailbox] auth
     max_replies_per_hour: int = Field(5, ge=0)
     dry_run: bool = False
     timeout_seconds: float = Field(60.0, gt=0)  # each socket operation
@@ -166,21 +167,6 @@ class Settings(_Section):
         """Read a secret from the environment only; never logged, never stored."""
         value = os.environ.get(variable)
         return value if value else None
-
-    def mail_secret(self, password_env: str, timeout: float) -> str | None:
-        """The IMAP/SMTP login secret: the app password, or with ``auth = "xoauth2"`` an
-        access token (refreshed from the refresh token when one is configured, else read
-        from ``password_env`` as a ready token)."""
-        if self.mailbox.auth != "xoauth2":
-            return self.secret(password_env)
-        refresh = self.secret(self.oauth.refresh_token_env)
-        if not refresh:
-            return self.secret(password_env)
-        from .mail.oauth import refresh_access_token
-
-        return refresh_access_token(self.oauth.token_url, self.oauth.client_id,
-                                    self.secret(self.oauth.client_secret_env) or "", refresh,
-                                    timeout)
 
 
 def _env_overrides(environ: dict[str, str]) -> dict[str, dict[str, str]]:

@@ -24,6 +24,7 @@ from .findings import Finding
 from .locks import cycle_lock
 from .mail import imap, smtp, sync
 from .mail.envelope import Envelope
+from .mail.oauth import imap_secret
 from .recheck import notice_reference_change
 from .reference import Reference, Unit, load_reference
 from .replies import check_templates
@@ -68,8 +69,7 @@ class Pipeline:
         """
         settings = self.settings
         result = CycleResult()
-        password = password if password is not None else settings.mail_secret(
-            settings.mailbox.password_env, settings.mailbox.timeout_seconds)
+        password = password if password is not None else imap_secret(settings)
         with cycle_lock(settings.paths.data_dir, on_wait=on_wait):
             try:
                 rechecked = notice_reference_change(self)

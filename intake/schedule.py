@@ -19,6 +19,7 @@ from .config import TZ, Settings
 from .errors import IntakeError, MailboxError
 from .locks import cycle_lock, instance_lock
 from .mail import imap, smtp
+from .mail.oauth import imap_secret
 from .pipeline import Pipeline
 
 log = logging.getLogger(__name__)
@@ -125,9 +126,7 @@ def idle_watcher(settings: Settings, scheduler: BlockingScheduler,
     delay = 1.0
     while not stop.is_set():
         try:
-            password = settings.mail_secret(settings.mailbox.password_env,
-                                            settings.mailbox.timeout_seconds)
-            with imap.connect(settings.mailbox, password) as box:
+            with imap.connect(settings.mailbox, imap_secret(settings)) as box:
                 if "IDLE" not in box.client.capabilities:
                     log.info("server has no IDLE; relying on the interval poll")
                     return

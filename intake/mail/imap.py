@@ -24,6 +24,7 @@ from imap_tools.utils import check_command_status, encode_folder
 from ..config import Mailbox as MailboxSettings
 from ..errors import MailboxError
 from .deadline import Deadline
+from .tls import ssl_context
 
 log = logging.getLogger(__name__)
 
@@ -42,11 +43,6 @@ class Fetched:
     size: int
     raw: bytes | None  # None when over the size limit (not downloaded) or gone
     missing: bool = False  # listed, then deleted by another client before its body came
-
-
-def ssl_context(ca_file: object | None) -> ssl.SSLContext:
-    """Certificate checks always on; a private CA (tests, self-hosted) via ``ca_file``."""
-    return ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
 
 
 @contextmanager

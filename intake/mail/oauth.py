@@ -13,7 +13,32 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+from ..config import Settings
 from ..errors import MailboxError
+
+
+def login_secret(settings: Settings, auth: str, password_env: str, timeout: float) -> str | None:
+    """The IMAP/SMTP login secret: the app password, or with ``auth = "xoauth2"`` an access
+    token (refreshed from the refresh token when one is configured, else read from
+    ``password_env`` as a ready token). Secrets come from the environment only."""
+    if auth != "xoauth2":
+        return settings.secret(password_env)
+    refresh = settings.secret(settings.oauth.refresh_token_env)
+    if not refresh:
+        return settings.secret(password_env)
+    return refresh_access_token(settings.oauth.token_url, settings.oauth.client_id,
+                                settings.secret(settings.oauth.client_secret_env) or "",
+                                refresh, timeout)
+
+
+def imap_secret(settings: Settings) -> str | None:
+    mailbox = settings.mailbox
+    return login_secret(settings, mailbox.auth, mailbox.password_env, mailbox.timeout_seconds)
+
+
+def smtp_auth(settings: Settings) -> str:
+    """[smtp] auth, where "same" follows [mailbox] auth (one Gmail account for both)."""
+    return settings.mailbox.auth if settings.smtp.auth == "same" else settings.smtp.auth
 
 
 def refresh_access_token(token_url: str, client_id: str, client_secret: str,

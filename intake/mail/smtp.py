@@ -44,8 +44,8 @@ from ..errors import MailboxError
 from ..store import Store, now_iso
 from .deadline import Deadline, DeadlineExceeded
 from .envelope import BLOCKED_LOCAL_PARTS
-from .imap import ssl_context
-from .oauth import xoauth2_string
+from .oauth import login_secret, smtp_auth, xoauth2_string
+from .tls import ssl_context
 
 log = logging.getLogger(__name__)
 
@@ -268,8 +268,8 @@ class _Sender:
         settings, client = self.settings, self.client
         smtp = settings.smtp
         assert client is not None
-        if smtp.username and settings.mailbox.auth == "xoauth2":
-            token = settings.mail_secret(smtp.password_env, smtp.timeout_seconds)
+        if smtp.username and smtp_auth(settings) == "xoauth2":
+            token = login_secret(settings, "xoauth2", smtp.password_env, smtp.timeout_seconds)
             if token:
                 client.ehlo_or_helo_if_needed()
                 client.auth("XOAUTH2",
