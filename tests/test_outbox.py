@@ -296,10 +296,11 @@ def test_authentication_required_at_mail_from_is_a_login_failure(tmp_path):
 
 
 @contextmanager
-def banner_server(banner: bytes) -> Iterator[int]:
-    """Answers each connection with ``banner`` and hangs up (e.g. 421 at connect)."""
+def loopback_server(session, stop: threading.Event | None = None) -> Iterator[int]:
+    """A server on a free loopback port running ``session(conn)`` for each connection in
+    its own thread; yields the port."""
     listener = socket.create_server(("127.0.0.1", 0))
-    stop = threading.Event()
+    stop = stop or threading.Event()
 
     def serve() -> None:
         listener.settimeout(0.1)
@@ -308,8 +309,7 @@ def banner_server(banner: bytes) -> Iterator[int]:
                 conn, _ = listener.accept()
             except TimeoutError:
                 continue
-            with conn:
-                conn.sendall(banner)
+            threading.Thread(target=session, args=(conn,), daemon=True).start()
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
@@ -319,6 +319,18 @@ def banner_server(banner: bytes) -> Iterator[int]:
         stop.set()
         thread.join()
         listener.close()
+
+
+@contextmanager
+def banner_server(banner: bytes) -> Iterator[int]:
+    """Answers each connection with ``banner`` and hangs up (e.g. 421 at connect)."""
+
+    def session(conn: socket.socket) -> None:
+        with conn:
+            conn.sendall(banner)
+
+    with loopback_server(session) as port:
+        yield port
 
 
 @contextmanager
@@ -419,7 +431,6 @@ def test_permanent_refusal_fails_at_once(tmp_path):
 def trickling_server(slow: str, delay: float = 1.0) -> Iterator[int]:
     """A minimal SMTP server that sends the banner (``slow="banner"``) or its answer to
     the message (``slow="data"``) one byte every ``delay`` seconds."""
-    listener = socket.create_server(("127.0.0.1", 0))
     stop = threading.Event()
 
     def say(conn: socket.socket, text: str, trickle: bool) -> None:
@@ -453,23 +464,8 @@ def trickling_server(slow: str, delay: float = 1.0) -> Iterator[int]:
             except OSError:
                 return  # the client cut us off: exactly what is tested
 
-    def serve() -> None:
-        listener.settimeout(0.1)
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except TimeoutError:
-                continue
-            threading.Thread(target=session, args=(conn,), daemon=True).start()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield listener.getsockname()[1]
-    finally:
-        stop.set()
-        thread.join()
-        listener.close()
+    with loopback_server(session, stop) as port:
+        yield port
 
 
 @pytest.mark.parametrize("slow, attempts", [("banner", 0), ("data", 1)])

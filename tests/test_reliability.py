@@ -46,6 +46,17 @@ def unit_lists(settings, reference, user: str, n: int, code: str = "TPBT") -> li
             for i in range(n)]
 
 
+def command_line_mailbox(tmp_path, dovecot, smtp_sink, reference, lists: int):
+    """A mailbox holding ``lists`` unit lists, with settings and a config file for running
+    intake as a command (password in TEST_IMAP_PASSWORD)."""
+    user = dovecot.add_user()
+    settings = mail_settings(tmp_path, dovecot, user, smtp_sink.port)
+    dovecot.deliver(user, *unit_lists(settings, reference, user, lists))
+    config = write_run_config(tmp_path / "intake.toml", dovecot, user, smtp_sink.port,
+                              password_env="TEST_IMAP_PASSWORD", poll_minutes=5, idle=False)
+    return user, settings, config
+
+
 def replies_once(sink, expected: int, key: str = "In-Reply-To") -> None:
     """Every reply arrived exactly once: ``expected`` messages, each answering another."""
     answered = [m[key] for m in sink.messages]
@@ -92,11 +103,8 @@ def test_poll_job_and_campaign_job_at_once_send_each_reply_once(tmp_path, doveco
 def test_two_polls_beside_each_other_file_move_and_answer_once(tmp_path, dovecot, smtp_sink,
                                                                reference):
     """Item 2: two `intake poll` processes at once (and the lock makes the second wait)."""
-    user = dovecot.add_user()
-    settings = mail_settings(tmp_path, dovecot, user, smtp_sink.port)
-    dovecot.deliver(user, *unit_lists(settings, reference, user, 30))
-    config = write_run_config(tmp_path / "intake.toml", dovecot, user, smtp_sink.port,
-                              password_env="TEST_IMAP_PASSWORD", poll_minutes=5, idle=False)
+    user, settings, config = command_line_mailbox(tmp_path, dovecot, smtp_sink, reference,
+                                                  30)
     env = {**os.environ, "TEST_IMAP_PASSWORD": dovecot.password}
     command = [sys.executable, "-m", "intake", "--config", str(config), "poll"]
     polls = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -129,20 +137,26 @@ def test_file_rechecks_the_stage_inside_its_transaction(tmp_path, dovecot, smtp_
         pipeline.store.close()
 
 
+def _crash_after_copy_then_retry(server, tmp_path, smtp_sink, reference, monkeypatch,
+                                 commands: set[str]) -> None:
+    user = server.add_user()
+    settings = mail_settings(tmp_path, server, user, smtp_sink.port)
+    server.deliver(user, *unit_lists(settings, reference, user, 2))
+    crash_after_command(monkeypatch, commands)
+    with pytest.raises(KeyboardInterrupt):
+        poll(settings)
+    poll(settings)
+    assert server.uids(user, "INBOX") == []
+    assert len(server.uids(user, "Intake/Processed")) == 2
+    replies_once(smtp_sink, 2)
+
+
 def test_crash_between_copy_and_expunge_leaves_one_copy(tmp_path, dovecot, smtp_sink,
                                                        reference, monkeypatch):
     """Item 3: capabilities are asked again after login, so Dovecot's MOVE is used; a
     crash right after it is finished without a second copy in the processed folder."""
-    user = dovecot.add_user()
-    settings = mail_settings(tmp_path, dovecot, user, smtp_sink.port)
-    dovecot.deliver(user, *unit_lists(settings, reference, user, 2))
-    crash_after_command(monkeypatch, {"COPY", "MOVE"})
-    with pytest.raises(KeyboardInterrupt):
-        poll(settings)
-    poll(settings)
-    assert dovecot.uids(user, "INBOX") == []
-    assert len(dovecot.uids(user, "Intake/Processed")) == 2
-    replies_once(smtp_sink, 2)
+    _crash_after_copy_then_retry(dovecot, tmp_path, smtp_sink, reference, monkeypatch,
+                                 {"COPY", "MOVE"})
 
 
 def test_without_move_an_interrupted_copy_is_not_repeated(tmp_path, smtp_sink, reference,
@@ -150,16 +164,8 @@ def test_without_move_an_interrupted_copy_is_not_repeated(tmp_path, smtp_sink, r
     """Item 3 on a server without MOVE: COPY, crash, then the retry finds the copy."""
     no_move = "protocol imap {\n  imap_capability = IMAP4rev1 IDLE UIDPLUS LITERAL+\n}\n"
     with running_dovecot(need("dovecot"), extra=no_move) as server:
-        user = server.add_user()
-        settings = mail_settings(tmp_path, server, user, smtp_sink.port)
-        server.deliver(user, *unit_lists(settings, reference, user, 2))
-        crash_after_command(monkeypatch, {"COPY"})
-        with pytest.raises(KeyboardInterrupt):
-            poll(settings)
-        poll(settings)
-        assert server.uids(user, "INBOX") == []
-        assert len(server.uids(user, "Intake/Processed")) == 2
-        replies_once(smtp_sink, 2)
+        _crash_after_copy_then_retry(server, tmp_path, smtp_sink, reference, monkeypatch,
+                                     {"COPY"})
 
 
 # -- lost messages -----------------------------------------------------------------------
@@ -351,11 +357,8 @@ def test_message_deleted_before_its_body_is_fetched_is_recorded_as_missing(
 def test_a_local_disk_error_is_not_reported_as_an_imap_failure(tmp_path, dovecot, smtp_sink,
                                                                reference):
     """Item 14: a local OSError read "IMAP connection lost … check [mailbox] host"."""
-    user = dovecot.add_user()
-    settings = mail_settings(tmp_path, dovecot, user, smtp_sink.port)
-    dovecot.deliver(user, *unit_lists(settings, reference, user, 1))
-    config = write_run_config(tmp_path / "intake.toml", dovecot, user, smtp_sink.port,
-                              password_env="TEST_IMAP_PASSWORD", poll_minutes=5, idle=False)
+    _user, _settings, config = command_line_mailbox(tmp_path, dovecot, smtp_sink, reference,
+                                                  1)
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "archive").write_text("not a folder")  # archive writes fail
     done = subprocess.run([sys.executable, "-m", "intake", "--config", str(config), "poll"],
@@ -434,11 +437,8 @@ def _intake(config: Path, *args: str, password: str, umask: int | None = None
 def test_a_lost_or_damaged_store_is_refused_never_silently_reset(tmp_path, dovecot, smtp_sink,
                                                                   reference, damage):
     """Item 7: a store truncated to 0 bytes was silently replaced by an empty one."""
-    user = dovecot.add_user()
-    settings = mail_settings(tmp_path, dovecot, user, smtp_sink.port)
-    dovecot.deliver(user, *unit_lists(settings, reference, user, 2))
-    config = write_run_config(tmp_path / "intake.toml", dovecot, user, smtp_sink.port,
-                              password_env="TEST_IMAP_PASSWORD", poll_minutes=5, idle=False)
+    user, settings, config = command_line_mailbox(tmp_path, dovecot, smtp_sink, reference,
+                                                  2)
     assert _intake(config, "poll", password=dovecot.password).returncode == 0
     data = tmp_path / "data"
     store = data / "intake.sqlite3"
@@ -465,11 +465,8 @@ def test_a_lost_or_damaged_store_is_refused_never_silently_reset(tmp_path, dovec
 def test_personal_data_is_group_readable_and_private_to_others(tmp_path, dovecot, smtp_sink,
                                                                reference):
     """Item 13: the store and archive were world-readable, the workbook 0600."""
-    user = dovecot.add_user()
-    settings = mail_settings(tmp_path, dovecot, user, smtp_sink.port)
-    dovecot.deliver(user, *unit_lists(settings, reference, user, 1))
-    config = write_run_config(tmp_path / "intake.toml", dovecot, user, smtp_sink.port,
-                              password_env="TEST_IMAP_PASSWORD", poll_minutes=5, idle=False)
+    _user, _settings, config = command_line_mailbox(tmp_path, dovecot, smtp_sink, reference,
+                                                  1)
     done = _intake(config, "poll", password=dovecot.password, umask=0o022)  # a shell default
     assert done.returncode == 0, done.stderr
     data = tmp_path / "data"
