@@ -267,9 +267,8 @@ class Store:
                         f"program ({SCHEMA_VERSION})", hint="upgrade intake")
                 if version == SCHEMA_VERSION:
                     return
-                for statement in MIGRATIONS[version + 1].split(";"):
-                    if statement.strip():
-                        self.db.execute(statement)
+                for statement in statements(MIGRATIONS[version + 1]):
+                    self.db.execute(statement)
                 self.db.execute(
                     "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)",
                     (str(version + 1),))
@@ -306,6 +305,29 @@ class Store:
 
     def close(self) -> None:
         self.db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
+def statements(script: str) -> list[str]:
+    """A migration script as whole SQL statements, as SQLite itself delimits them (a ';'
+    inside a string or a trigger body does not end a statement). ``executescript`` would
+    commit the transaction each migration must run in."""
+    out: list[str] = []
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            if pending.strip():
+                out.append(pending.strip())
+            pending = ""
+    if pending.strip():
+        raise ValueError(f"incomplete SQL statement in a migration: {pending.strip()[:80]}")
+    return out
 
 
 def _has_data(path: Path) -> bool:

@@ -7,6 +7,7 @@ import zipfile
 from datetime import datetime
 from pathlib import Path
 
+import pytest
 from openpyxl import load_workbook
 
 from intake.pipeline import rebuild
@@ -229,3 +230,14 @@ def test_lists_people_read_are_in_vietnamese_order(tmp_path: Path, reference):
                                                         reference.units["CT"])))
     names = [r[0] for r in form_book["DanhMuc"].iter_rows(values_only=True)]
     assert len(names) > 10 and names == sorted(names, key=vietnamese_sort_key)
+
+
+def test_migration_statements_are_split_as_sqlite_reads_them():
+    from intake.store import MIGRATIONS, statements
+
+    script = ("CREATE TABLE t (a TEXT DEFAULT 'x;y');\n"
+              "CREATE TRIGGER g AFTER INSERT ON t BEGIN\n  UPDATE t SET a='1;2';\nEND;\n")
+    assert len(statements(script)) == 2
+    assert all(statements(sql) for sql in MIGRATIONS.values())
+    with pytest.raises(ValueError):
+        statements("CREATE TABLE t (a")
