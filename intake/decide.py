@@ -19,6 +19,7 @@ from .mail.envelope import Envelope, envelope, parse
 from .reference import Reference, Unit
 from .replies import local_time
 from .sheets.report import Report, check_files
+from .store import Status
 
 
 @dataclass
@@ -75,11 +76,11 @@ class Decider:
         settings = self.settings
         genuine = not settings.rules.require_sender_auth or env.auth == "pass"
         if env.sender in {a.lower() for a in settings.rules.staff} and genuine:
-            return Outcome("staff-command", detail=env.first_line[:200], command=command,
+            return Outcome(Status.STAFF_COMMAND, detail=env.first_line[:200], command=command,
                            reply_kind="staff-command")
         if command.verb == "unknown":
             return None  # an ordinary message that happens to begin with such a word
-        return Outcome("held", detail="thư có dạng lệnh của cán bộ nhưng không gửi từ địa chỉ "
+        return Outcome(Status.HELD, detail="thư có dạng lệnh của cán bộ nhưng không gửi từ địa chỉ "
                        "cán bộ đã xác thực; không thực hiện")
 
     def _decide(self, message, env: Envelope, received: datetime,
@@ -87,36 +88,36 @@ class Decider:
         settings = self.settings
         context = self.context(env, received)
         if env.bounce_of:  # filing marks our reply bounced; deciding writes nothing
-            return Outcome("ignored", detail="thư báo gửi không thành công",
+            return Outcome(Status.IGNORED, detail="thư báo gửi không thành công",
                            bounce_of=list(env.bounce_of))
         if env.auto_reason:
-            return Outcome("ignored", detail=f"thư tự động ({env.auto_reason})")
+            return Outcome(Status.IGNORED, detail=f"thư tự động ({env.auto_reason})")
         if trusted_unit is None and (command := self._staff_command(env)) is not None:
             return command
         unit = trusted_unit or self.unit_for(env.sender)
         if unit is None:
             # Answer only a sender who is real: a reply to a forged From is backscatter.
             genuine = not settings.rules.require_sender_auth or env.auth == "pass"
-            return Outcome("unknown-sender", detail=f"địa chỉ {env.sender or '(trống)'} chưa đăng ký",
+            return Outcome(Status.UNKNOWN_SENDER, detail=f"địa chỉ {env.sender or '(trống)'} chưa đăng ký",
                            reply_kind="unknown-sender" if env.sender and genuine else "",
                            reply_context=context)
         context["unit_name"] = unit.name
         if trusted_unit is None and settings.rules.require_sender_auth and env.auth != "pass":
-            return Outcome("held", unit, detail="không xác thực được người gửi "
+            return Outcome(Status.HELD, unit, detail="không xác thực được người gửi "
                            f"(Authentication-Results của {settings.rules.authserv_id}: {env.auth})")
         late = received >= settings.campaign.deadline
         if late and settings.campaign.late_policy == "reject":
-            return Outcome("rejected-late", unit, late=True, reply_kind="rejected-late",
+            return Outcome(Status.REJECTED_LATE, unit, late=True, reply_kind="rejected-late",
                            reply_context=context, detail="gửi sau hạn chót")
         files, ignored = extract(message, settings.limits.max_attachments)
         attachments = [(f.name, f.data) for f in files]
         if not attachments:
             context["ignored"] = ignored
-            return Outcome("no-attachment", unit, late=late, reply_kind="no-attachment",
+            return Outcome(Status.NO_ATTACHMENT, unit, late=late, reply_kind="no-attachment",
                            reply_context=context)
         report = check_files(attachments, self.reference, settings, unit=unit, coverage=False)
         extra = [self.late_finding(received)] if late else []
-        return Outcome("accepted", unit, late=late, report=report, attachments=attachments,
+        return Outcome(Status.ACCEPTED, unit, late=late, report=report, attachments=attachments,
                        reply_context=context, extra_findings=extra,
                        detail="bổ sung" if env.addition else "")
 

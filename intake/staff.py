@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 from .errors import IntakeError, MailboxError
 from .mail import imap
 from .replies import local_time, notice
-from .store import Stage, now_iso
+from .store import WAITING, Stage, Status, now_iso
 from .text import strip_diacritics
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-WAITING_STATUSES = ("held", "unknown-sender")
+WAITING_STATUSES = WAITING
 ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I/L: read aloud, typed by hand
 KEY_FILE = "staff.key"
 
@@ -184,7 +184,7 @@ def set_aside(pipeline: Pipeline) -> int:
                     "subject": item.subject or "(không có tiêu đề)",
                     "received_at": local_time(datetime.fromisoformat(item.received_at)),
                     "reason": item.reason, "attachments": item.attachments,
-                    "unknown": item.status == "unknown-sender",
+                    "unknown": item.status == Status.UNKNOWN_SENDER,
                     "codes": ", ".join(sorted(pipeline.reference.units)),
                 }, to=address, subject=f"Thư chờ Ban xem xét (mã {token}): "
                                         f"{item.subject or item.sender}"[:200])

@@ -27,6 +27,21 @@ class Stage(StrEnum):
     MOVED = "moved"        # out of the watched folder (or nothing left to move)
 
 
+class Status(StrEnum):
+    """A message's submission status (SPEC §4, contract: also the ``X-Intake-Status`` header)."""
+
+    ACCEPTED = "accepted"
+    NEEDS_CORRECTION = "needs-correction"
+    NO_ATTACHMENT = "no-attachment"
+    UNKNOWN_SENDER = "unknown-sender"
+    HELD = "held"
+    IGNORED = "ignored"
+    REJECTED_LATE = "rejected-late"
+    STAFF_COMMAND = "staff-command"
+
+
+WAITING = (Status.HELD, Status.UNKNOWN_SENDER)  # what staff decide (SPEC §10)
+
 SCHEMA_VERSION = 4
 
 MIGRATIONS: dict[int, str] = {

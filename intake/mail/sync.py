@@ -17,13 +17,13 @@ from imap_tools import BaseMailBox as MailBox
 from .. import archive
 from ..config import TZ, Settings
 from ..errors import MailboxError
-from ..store import Stage, Store, now_iso
+from ..store import WAITING, Stage, Status, Store, now_iso
 from . import imap
 from .envelope import identity
 
 log = logging.getLogger(__name__)
 
-REVIEW_STATUSES = {"unknown-sender", "held"}
+REVIEW_STATUSES = set(WAITING)
 
 
 def high_water(store: Store, settings: Settings, box: MailBox, folder: str,
@@ -86,10 +86,10 @@ def record(store: Store, settings: Settings, folder: str, validity: int,
     digest = path = ""
     message_id = sender = subject = ""
     if item.missing:
-        status, stage = "ignored", Stage.MOVED
+        status, stage = Status.IGNORED, Stage.MOVED
         detail = "thư đã bị xóa khỏi hộp thư (bởi một chương trình khác) trước khi tải về"
     elif raw is None:
-        status, stage = "held", Stage.FILED
+        status, stage = Status.HELD, Stage.FILED
         detail = (f"thư quá lớn ({item.size / 1_000_000:.1f} MB, giới hạn "
                   f"{settings.limits.max_message_bytes / 1_000_000:.0f} MB), chưa tải về")
     else:
@@ -116,7 +116,7 @@ def record(store: Store, settings: Settings, folder: str, validity: int,
         else:
             filed_twin = twin is not None and twin["stage"] != Stage.RECORDED
             if filed_twin:
-                status, detail, stage = "ignored", "thư trùng lặp", Stage.FILED
+                status, detail, stage = Status.IGNORED, "thư trùng lặp", Stage.FILED
             db.execute(
                 "INSERT INTO messages(folder, uidvalidity, uid, message_id, sha256, received_at,"
                 " sender, subject, status, detail, stage, archive, duplicate_of, created_at)"
