@@ -143,7 +143,8 @@ class Pipeline:
                                                    in_reply_to=outcome.envelope.in_reply_to)
                 if not self.file(row, outcome):
                     continue
-                result.statuses[outcome.status] = result.statuses.get(outcome.status, 0) + 1
+                status = str(outcome.status)  # the plain value, also for a Status member
+                result.statuses[status] = result.statuses.get(status, 0) + 1
                 if self.on_message:
                     self.on_message(outcome.status)
             except Exception as exc:  # a bug or a pathological message must not stop the cycle

@@ -40,3 +40,4 @@ def test_demo_runs_end_to_end_twice(tmp_path: Path):
         message = email.message_from_bytes(path.read_bytes(), policy=policy.default)
         statuses.add(message["X-Intake-Status"])
     assert statuses == {"accepted", "needs-correction", "no-attachment", "unknown-sender"}
+    assert "<Status." not in out  # statuses print as their plain values
