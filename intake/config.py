@@ -28,6 +28,24 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class Board(_Section):
+    """Who the documents speak for: the form's heading, every mail's signature.
+
+    Configuration, never code, so another province (or the next board) reuses the
+    program by editing the file; the defaults are the board of letter 2077-CV/TĐTN-TCKT.
+    """
+
+    name: str = "Ban Tổ chức – Kiểm tra"
+    organisation: str = "Tỉnh đoàn Bến Tre"  # the provincial Youth Union the board belongs to
+    province: str = "Bến Tre"                # place name of the board's documents
+    letter: str = "2077-CV/TĐTN-TCKT"        # the letter that asked for the lists ("" = none)
+
+    @property
+    def full_name(self) -> str:
+        """"Ban Tổ chức – Kiểm tra Tỉnh đoàn Bến Tre": how mails are signed."""
+        return f"{self.name} {self.organisation}".strip()
+
+
 class Campaign(_Section):
     year: int = Field(2021, ge=2000, le=2100)
     deadline: datetime = datetime(2021, 2, 20, tzinfo=TZ)
@@ -75,7 +93,7 @@ class Smtp(_Section):
     username: str = "bantckt.tdbentre@gmail.com"
     password_env: str = "INTAKE_SMTP_PASSWORD"
     from_address: str = "bantckt.tdbentre@gmail.com"
-    from_name: str = "Ban Tổ chức – Kiểm tra Tỉnh đoàn Bến Tre"
+    from_name: str = ""  # "" = the board's full name ([board])
     max_replies_per_hour: int = Field(5, ge=0)
     dry_run: bool = False
     timeout_seconds: float = Field(60.0, gt=0)
@@ -145,6 +163,7 @@ class Paths(_Section):
 
 
 class Settings(_Section):
+    board: Board = Board()
     campaign: Campaign = Campaign()
     mailbox: Mailbox = Mailbox()
     smtp: Smtp = Smtp()

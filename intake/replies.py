@@ -23,7 +23,19 @@ from .text import nfc
 
 KINDS = ("accepted", "needs-correction", "no-attachment", "unknown-sender", "rejected-late",
          "reminder", "digest", "final-report", "alert")
-BOARD = "Ban Tổ chức – Kiểm tra Tỉnh đoàn Bến Tre"
+# What each kind of mail is called where people read it (Nhật ký, the digest); the
+# kind itself stays for programs (X-Intake-Status, the outbox).
+KIND_LABELS = {
+    "accepted": "thư tiếp nhận",
+    "needs-correction": "thư đề nghị sửa",
+    "no-attachment": "thư báo thiếu tệp",
+    "unknown-sender": "thư báo địa chỉ chưa đăng ký",
+    "rejected-late": "thư báo trễ hạn",
+    "reminder": "thư nhắc hạn",
+    "digest": "thư tổng hợp hằng ngày",
+    "final-report": "báo cáo sau hạn chót",
+    "alert": "thư cảnh báo",
+}
 _RE_PREFIX = re.compile(r"^\s*((re|fw|fwd|tl|trả lời|tr)\s*:\s*)+", re.IGNORECASE)
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
@@ -57,7 +69,30 @@ def reply_subject(original: str) -> str:
 
 
 def local_time(moment: datetime | None) -> str:
+    """"09:30 ngày 10/02/2021": local time as a Vietnamese sentence says it."""
     return moment.astimezone(TZ).strftime("%H:%M ngày %d/%m/%Y") if moment else ""
+
+
+def short_time(moment: datetime | str | None) -> str:
+    """"10/02/2021 09:30": local time in tables, subjects and the status screen."""
+    if not moment:
+        return ""
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    return moment.astimezone(TZ).strftime("%d/%m/%Y %H:%M")
+
+
+def before(deadline: datetime) -> str:
+    """"trước ngày 20/02/2021" for a deadline at midnight (as the letter words it), else
+    "trước 17:00 ngày 20/02/2021": "trước 00:00 ngày 20/02" reads like a trick."""
+    moment = deadline.astimezone(TZ)
+    if (moment.hour, moment.minute) == (0, 0):
+        return moment.strftime("trước ngày %d/%m/%Y")
+    return "trước " + local_time(moment)
+
+
+def kind_label(kind: str) -> str:
+    return KIND_LABELS.get(kind, kind)
 
 
 def where(f: Finding) -> str:
@@ -84,7 +119,6 @@ def group_findings(findings: list[Finding]) -> list[dict[str, object]]:
 
 
 def render(env: Environment, kind: str, context: dict[str, object]) -> tuple[str, str]:
-    context = {"board": BOARD, **context}
     try:
         text = env.get_template(f"{kind}.txt.j2").render(context)
         html = env.get_template(f"{kind}.html.j2").render(context)
@@ -93,13 +127,34 @@ def render(env: Environment, kind: str, context: dict[str, object]) -> tuple[str
     return nfc(text), nfc(html)
 
 
+def common_context(settings: Settings, now: datetime | None = None) -> dict[str, object]:
+    """What every template may use: who signs, and where the campaign stands today.
+
+    ``deadline_passed`` and ``late_policy`` let a reply give advice that can still be
+    followed: a date already past is never offered as the date to resend by.
+    """
+    deadline = settings.campaign.deadline
+    return {
+        "board": settings.board.full_name,
+        "board_name": settings.board.name,
+        "organisation": settings.board.organisation,
+        "letter": settings.board.letter,
+        "year": settings.campaign.year,
+        "deadline": local_time(deadline),
+        "deadline_before": before(deadline),
+        "deadline_passed": (now or datetime.now(TZ)) >= deadline,
+        "late_policy": settings.campaign.late_policy,
+    }
+
+
 def compose(settings: Settings, env: Environment, kind: str, context: dict[str, object], *,
             to: str, subject: str, headers: dict[str, str],
             attachments: list[tuple[str, bytes]] = ()) -> EmailMessage:  # type: ignore[assignment]
     """One automatic message from its template pair, with our own Message-ID and Date."""
-    text, html = render(env, kind, {"subject": subject, **context})
+    text, html = render(env, kind, {"subject": subject, **common_context(settings), **context})
     message = EmailMessage()
-    message["From"] = formataddr((settings.smtp.from_name, settings.smtp.from_address))
+    message["From"] = formataddr((settings.smtp.from_name or settings.board.full_name,
+                                  settings.smtp.from_address))
     message["To"] = to
     message["Subject"] = subject
     message["Date"] = format_datetime(datetime.now(TZ))

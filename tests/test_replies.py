@@ -228,3 +228,22 @@ def test_html_renders_in_headless_chromium(tmp_path, kind):
     assert done.returncode == 0, done.stderr[-2000:]
     data = shot.read_bytes()
     assert data.startswith(b"\x89PNG") and len(data) > 10_000
+
+
+def test_board_and_province_come_from_configuration(tmp_path):
+    """Another board (or province) edits [board]; nothing in the code or templates names
+    Bến Tre's board."""
+    settings = make_settings(tmp_path, board={"name": "Ban Tuyên giáo",
+                                              "organisation": "Tỉnh đoàn Trà Vinh",
+                                              "province": "Trà Vinh"})
+    for kind in ("accepted", "needs-correction", "unknown-sender", "rejected-late"):
+        message = reply(settings, kind)
+        text = message.get_body(("plain",)).get_content()
+        html = message.get_body(("html",)).get_content()
+        assert "Ban Tuyên giáo Tỉnh đoàn Trà Vinh" in text and "Bến Tre" not in text, kind
+        assert "Ban Tuyên giáo Tỉnh đoàn Trà Vinh" in html and "Bến Tre" not in html, kind
+        assert "Trà Vinh" in str(message["From"])
+    sources = [*TEMPLATES.glob("*.j2"), *(TEMPLATES.parent / "intake").rglob("*.py")]
+    hard_coded = [p.name for p in sources if p.name != "config.py"
+                  and "Tỉnh đoàn Bến Tre" in p.read_text(encoding="utf-8")]
+    assert hard_coded == []
