@@ -124,7 +124,7 @@ def test_template_is_the_official_form(capsys, config, tmp_path):
     assert sheet[f"A{HEADER_ROW}"].value == "STT"
     assert sheet[f"E{HEADER_ROW}"].value == "Chi bộ ấp, khu phố"
     assert sheet[f"G{HEADER_ROW + 1}"].value == "Đăng ký TSVMTD năm 2021"
-    assert sheet["A3"].value == "DANH SÁCH ĐĂNG KÝ XÂY DỰNG CHI ĐOÀN KIỂU MẪU NĂM 2021"
+    assert sheet["A4"].value == "DANH SÁCH ĐĂNG KÝ XÂY DỰNG CHI ĐOÀN KIỂU MẪU NĂM 2021"
     assert f"E{HEADER_ROW}:G{HEADER_ROW}" in {str(r) for r in sheet.merged_cells.ranges}
     validations = [v.sqref for v in sheet.data_validations.dataValidation]
     assert any(f"B{FIRST_DATA_ROW}" in str(v) for v in validations)

@@ -13,10 +13,11 @@ from intake.demo import free_port
 from intake.errors import TemplateError
 from intake.findings import finding
 from intake.mail import smtp
+from intake.reference import load_reference
 from intake.replies import build, check_templates, group_findings, reply_subject
 from intake.store import open_store
 
-from .conftest import TEMPLATES, make_settings
+from .conftest import REFERENCE, TEMPLATES, make_settings
 
 BASE = {"unit_name": "Huyện đoàn Châu Thành", "sender": "hd@example.org",
         "received_at": "09:30 ngày 10/02/2021", "deadline": "00:00 ngày 20/02/2021",
@@ -245,5 +246,12 @@ def test_board_and_province_come_from_configuration(tmp_path):
         assert "Trà Vinh" in str(message["From"])
     sources = [*TEMPLATES.glob("*.j2"), *(TEMPLATES.parent / "intake").rglob("*.py")]
     hard_coded = [p.name for p in sources if p.name != "config.py"
-                  and "Tỉnh đoàn Bến Tre" in p.read_text(encoding="utf-8")]
+                  and "tỉnh đoàn bến tre" in p.read_text(encoding="utf-8").casefold()]
     assert hard_coded == []
+    from intake.sheets.template import build_template
+
+    form = build_template(settings, load_reference(REFERENCE))
+    heading = [c.value for row in form["Danh sách"].iter_rows(max_row=5) for c in row if c.value]
+    assert heading[0] == "TỈNH ĐOÀN TRÀ VINH"
+    guide = " ".join(c.value for c in form["Hướng dẫn"]["A"] if c.value)
+    assert "Ban Tuyên giáo Tỉnh đoàn Trà Vinh" in guide and "Bến Tre" not in guide
