@@ -137,3 +137,114 @@ def test_unit_form_dropdowns_cover_every_hamlet_and_refuse_other_values(settings
     assert sheet.sheet_properties.pageSetUpPr.fitToPage
     assert (sheet.page_setup.fitToWidth, sheet.page_setup.fitToHeight) == (1, 0)
     assert sheet.cell(FIRST_DATA_ROW, 12).number_format == "@"  # phone keeps its leading 0
+
+
+# -- the consolidated workbook -------------------------------------------------------------
+
+SHEET_TITLES = {
+    "TỔNG HỢP ĐĂNG KÝ": "Tổng hợp",
+    "DANH SÁCH CHI ĐOÀN ĐĂNG KÝ": "Danh sách",
+    "CÁC LỖI TRONG DANH SÁCH": "Lỗi",
+    "ĐỘ PHỦ CHI ĐOÀN ĐĂNG KÝ": "Độ phủ NTM-ĐTVM",
+    "NHẬT KÝ THƯ NHẬN": "Nhật ký",
+}
+
+
+def by_sheet(texts: list[str]) -> dict[str, list[str]]:
+    """Pages grouped by the sheet title printed in their page header."""
+    out: dict[str, list[str]] = {}
+    for text in texts:
+        head = lines(text)[0]
+        [sheet] = [name for title, name in SHEET_TITLES.items() if title in head]
+        out.setdefault(sheet, []).append(text)
+    return out
+
+
+def printed_in_order(text: str, page: str) -> bool:
+    """Every word of ``text`` is on the page, in order (a neighbouring cell's wrapped
+    words may come in between); a word clipped by a short row is missing."""
+    words = iter(page.split())
+    return all(any(word == seen for seen in words) for word in text.split())
+
+
+def word_heights(pdf: Path, page: int) -> list[float]:
+    """Heights (points) of the words printed on a page: how big the text really is."""
+    html = subprocess.run([need("pdftotext"), "-bbox", "-f", str(page), "-l", str(page),
+                           str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    return [float(b) - float(a) for a, b in
+            re.findall(r'<word xMin="[\d.]+" yMin="([\d.]+)" xMax="[\d.]+" yMax="([\d.]+)"', html)]
+
+
+@pytest.fixture
+def demo_workbook(tmp_path: Path) -> tuple[Path, object]:
+    """The workbook after the demo's mail from every unit (corrections, late, additions…)."""
+    from intake.demo import sample_mail
+    from intake.pipeline import rebuild
+
+    from .conftest import make_settings
+    from .test_workbook import file_offline
+
+    settings = make_settings(tmp_path)
+    file_offline(settings, sample_mail(settings))
+    return rebuild(settings), settings
+
+
+def test_workbook_sheets_print_legibly_with_their_header_on_every_page(tmp_path: Path,
+                                                                       demo_workbook):
+    path, _settings = demo_workbook
+    book = load_workbook(path)
+    for sheet in book.worksheets:  # a named face, never the viewer's fallback
+        assert {c.font.name for c in sheet[1]} == {"Times New Roman"}, sheet.title
+    pdf = to_pdf(path, tmp_path / "pdf")
+    texts = pages_text(pdf)
+    sheets = by_sheet(texts)
+    assert list(sheets) == ["Tổng hợp", "Danh sách", "Lỗi", "Độ phủ NTM-ĐTVM", "Nhật ký"]
+    assert len(sheets["Tổng hợp"]) == 1
+    summary = sheets["Tổng hợp"][0]
+    for unit in ("Huyện đoàn Ba Tri", "Huyện đoàn Chợ Lách", "Thành đoàn Bến Tre", "Tổng cộng"):
+        assert unit in summary
+    # Danh sách: registration on one page, check result on the next, Đơn vị, Xã and Tên
+    # Chi đoàn repeated on both, the header row on every page.
+    listing = sheets["Danh sách"]
+    assert len(listing) >= 4 and len(listing) % 2 == 0
+    for number, page in enumerate(listing):
+        header = " ".join(lines(page)[1:6])
+        assert "Đơn vị" in header and "Tên Chi đoàn" in header, number
+        half = ("Bí thư Chi đoàn", "Số điện thoại") if number % 2 == 0 else ("Kết quả", "Nhận lúc")
+        assert all(label in header for label in half), (number, header)
+    for sheet in ("Lỗi", "Độ phủ NTM-ĐTVM", "Nhật ký"):
+        first = "Nhận lúc" if sheet == "Nhật ký" else "Đơn vị"
+        assert all(first in " ".join(lines(p)[1:4]) for p in sheets[sheet]), sheet
+    # Legible: the words of a Danh sách page stand 10 points high or more (about 9-point
+    # text); fitting its 16 columns to one page width printed them 5 points high.
+    first_listing = texts.index(listing[0]) + 1
+    heights = sorted(word_heights(pdf, first_listing))
+    assert heights[len(heights) // 2] >= 10.0, heights[len(heights) // 2]
+    # People read Vietnamese only: no status codes left in what is printed.
+    everything = "\n".join(texts)
+    for code in ("accepted", "needs-correction", "no-attachment", "unknown-sender", "(held)"):
+        assert code not in everything, code
+    assert to_png(pdf, tmp_path, "tong-hop")
+
+
+def test_wrapped_cells_are_printed_whole(tmp_path: Path, demo_workbook):
+    """Row heights follow the text: the long cells of Lỗi and Độ phủ print every word, and
+    Lỗi gives the suggestion the reply gave."""
+    path, _settings = demo_workbook
+    book = load_workbook(path)
+    texts = by_sheet(pages_text(to_pdf(path, tmp_path / "pdf")))
+    errors = [r for r in book["Lỗi"].iter_rows(min_row=2, values_only=True) if r[5]]
+    misspelt = next(r for r in errors if r[5] == "ROW_COMMUNE_UNKNOWN")
+    assert misspelt[7].endswith("Gợi ý: Có phải là “Xã Phú Phụng”?")
+    printed = " ".join(texts["Lỗi"])
+    for row in errors:
+        assert printed_in_order(row[7], printed), row[7]
+    missing = [r for r in book["Độ phủ NTM-ĐTVM"].iter_rows(min_row=2, values_only=True)
+               if r[5] and len(r[5]) > 60]
+    assert missing
+    printed = " ".join(texts["Độ phủ NTM-ĐTVM"])
+    for row in missing:
+        assert printed_in_order(row[5], printed), row[5]
+    heights = {r: book["Độ phủ NTM-ĐTVM"].row_dimensions[r].height
+               for r in range(2, book["Độ phủ NTM-ĐTVM"].max_row + 1)}
+    assert max(h or 0 for h in heights.values()) > 30  # two lines and more, sized
