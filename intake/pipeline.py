@@ -404,7 +404,7 @@ class Pipeline:
                 "SELECT commune_code, hamlet_key FROM rows WHERE unit_code=? AND current=1 AND"
                 " valid=1", (unit.code,))
         }
-        coverage = check_coverage(registered, unit, self.reference)
+        coverage = check_coverage(registered, unit, self.reference, attempted=report.results)
         for f in coverage + outcome.extra_findings:
             self._insert_finding(submission, None, unit.code, f)
         errors = [f for f in report.findings + coverage if f.is_error]
@@ -475,9 +475,17 @@ class Pipeline:
                  ) -> dict[str, object]:
         findings = report.findings + coverage + outcome.extra_findings
         errors = [f for f in findings if f.is_error]
-        warnings = [f for f in findings if not f.is_error]
+        # MAIL_LATE is said once, by the template's own late notice (it knows the policy).
+        warnings = [f for f in findings if not f.is_error and f.code != "MAIL_LATE"]
         valid = [r for r in report.results if r.valid]
+        unit = outcome.unit.code if outcome.unit else ""
+        levels = dict(self.store.db.execute(  # the unit's list after this mail ("bổ sung")
+            "SELECT level, COUNT(*) FROM rows WHERE unit_code=? AND current=1 AND valid=1"
+            " GROUP BY level", (unit,)).fetchall())
         return {
+            "addition": bool(outcome.envelope and outcome.envelope.addition),
+            "unit_valid": sum(levels.values()), "unit_provincial": levels.get("provincial", 0),
+            "unit_district": levels.get("district", 0),
             "files": [{"name": f.file, "rows": len(f.results), "valid_rows": f.valid_rows}
                       for f in report.files],
             "valid_rows": len(valid),

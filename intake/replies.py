@@ -110,12 +110,18 @@ def group_findings(findings: list[Finding]) -> list[dict[str, object]]:
     for f in findings:
         groups.setdefault((f.file, f.sheet), []).append(f)
     return [
-        {"file": file, "sheet": sheet,
-         "title": (f"Tệp {file}" + (f", trang tính “{sheet}”" if sheet else "")) if file
-         else "Toàn bộ danh sách",
+        {"file": file, "sheet": sheet, "title": _group_title(file, sheet, items),
          "findings": sorted(items, key=lambda f: (f.row or 0, f.column))}
         for (file, sheet), items in groups.items()
     ]
+
+
+def _group_title(file: str, sheet: str, items: list[Finding]) -> str:
+    if file and not all(f.code == "COVERAGE_INCOMPLETE" for f in items):
+        return f"Tệp {file}" + (f", trang tính “{sheet}”" if sheet else "")
+    if all(f.code == "COVERAGE_INCOMPLETE" for f in items):
+        return "Xã, phường đạt chuẩn Nông thôn mới, Đô thị văn minh"
+    return "Toàn bộ danh sách"
 
 
 def render(env: Environment, kind: str, context: dict[str, object]) -> tuple[str, str]:
