@@ -21,6 +21,7 @@ from .errors import ConfigError
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 DEFAULT_CONFIG = Path("config/intake.toml")
+CONFIG_ENV = "INTAKE_CONFIG"  # the configuration file, when --config is not given
 ENV_PREFIX = "INTAKE_"
 
 
@@ -257,6 +258,31 @@ def load_settings(path: Path | str | None = None, environ: dict[str, str] | None
     except ValidationError as exc:
         raise ConfigError(_describe(exc, str(path))) from None
     return _resolve(settings, path.resolve().parent)
+
+
+def find_config(given: Path | None = None, environ: dict[str, str] | None = None,
+                cwd: Path | None = None) -> Path:
+    """The configuration to use: ``--config``, else ``$INTAKE_CONFIG``, else
+    ``config/intake.toml`` in the current folder or the nearest folder above it (a
+    deployment written by ``intake init``), so a command run from ``data/`` finds it.
+
+    Never a configuration found elsewhere (the source checkout's sample): running
+    against the wrong mailbox or data folder is worse than being asked which one.
+    """
+    if given is not None:
+        return given
+    environ = dict(os.environ if environ is None else environ)
+    if environ.get(CONFIG_ENV):
+        return Path(environ[CONFIG_ENV])
+    cwd = (cwd or Path.cwd()).resolve()
+    for folder in (cwd, *cwd.parents):
+        if (folder / DEFAULT_CONFIG).is_file():
+            return folder / DEFAULT_CONFIG
+    raise ConfigError(
+        f"no configuration found: no {DEFAULT_CONFIG} in {cwd} or a folder above it, and "
+        f"{CONFIG_ENV} is not set",
+        hint="pass --config FILE, set INTAKE_CONFIG, or run intake in its deployment folder "
+             "(intake init DIR writes one)")
 
 
 def settings_for(base: Path, **sections: dict[str, Any]) -> Settings:

@@ -198,6 +198,13 @@ def test_run_as_a_daemon(tmp_path, dovecot, smtp_sink, reference, poll_minutes, 
         daemon.send_signal(signal.SIGTERM)
         assert daemon.wait(10) == 0
         assert time.monotonic() - started < 5
+        # Without -v, the journal has a line for the message and for each job, in the
+        # board's time zone, and none of the scheduler's own chatter.
+        journal = daemon.stderr.read() if daemon.stderr else ""
+        assert f"INFO intake configuration {config.resolve()}" in journal
+        assert "INFO intake.pipeline filed uid=1 status=accepted unit=CT" in journal
+        assert "INFO intake.schedule cycle done" in journal
+        assert "+07:00 INFO" in journal and "apscheduler" not in journal
     finally:
         if daemon.poll() is None:
             daemon.kill()
