@@ -370,7 +370,9 @@ def check_coverage(registered: set[tuple[str, str]], unit: Unit, reference: Refe
         if missing:
             message += f" Còn thiếu: {', '.join(missing)}."
         if not missing:
-            suggestion = "Sau khi sửa các dòng này, xã đủ 100%; không cần thêm Chi đoàn."
+            rows = [r for c in to_fix for r in tried[(commune.code, c.key)]]
+            suggestion = (f"Sau khi sửa {_rows_text(rows)}, {commune.name} đủ 100%; không cần "
+                          "thêm Chi đoàn.")
         elif resend:
             suggestion = ("Thêm Chi đoàn của các ấp, khu phố còn thiếu vào danh sách khi gửi "
                           "lại toàn bộ danh sách đã sửa.")
