@@ -133,12 +133,9 @@ def render(env: Environment, kind: str, context: dict[str, object]) -> tuple[str
     return nfc(text), nfc(html)
 
 
-def common_context(settings: Settings, now: datetime | None = None) -> dict[str, object]:
-    """What every template may use: who signs, and where the campaign stands today.
-
-    ``deadline_passed`` and ``late_policy`` let a reply give advice that can still be
-    followed: a date already past is never offered as the date to resend by.
-    """
+def common_context(settings: Settings) -> dict[str, object]:
+    """What every template may use: who signs, the campaign, and the late policy (with
+    the message's own ``late``, a reply never offers a date already past to resend by)."""
     deadline = settings.campaign.deadline
     return {
         "board": settings.board.full_name,
@@ -148,7 +145,6 @@ def common_context(settings: Settings, now: datetime | None = None) -> dict[str,
         "year": settings.campaign.year,
         "deadline": local_time(deadline),
         "deadline_before": before(deadline),
-        "deadline_passed": (now or datetime.now(TZ)) >= deadline,
         "late_policy": settings.campaign.late_policy,
     }
 
