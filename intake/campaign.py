@@ -7,16 +7,18 @@ however often the scheduler calls it, across restarts.
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import UTC, datetime, timedelta
 
 from .config import TZ, Settings
+from .labels import STATUS_LABELS, kind_label
 from .mail import smtp
 from .reference import Reference
 from .replies import local_time, notice
 from .sheets.template import template_bytes
 from .store import Store
-from .workbook import STATUS_LABELS, unit_summaries
+from .workbook import unit_summaries
 from .workbook import write as write_workbook
 
 log = logging.getLogger(__name__)
@@ -112,7 +114,8 @@ def send_digest(store: Store, reference: Reference, settings: Settings, env,
         return 0
     since = (now - timedelta(days=1)).astimezone(UTC).isoformat(timespec="seconds")
     received = store.one("SELECT COUNT(*) FROM messages WHERE created_at >= ?", (since,))[0]
-    failures = [f"Thư trả lời {r['kind']} tới {r['recipient']} {'bị trả lại' if r['state'] == 'bounced' else 'gửi lỗi'}: {r['last_error']}"
+    failures = [f"{kind_label(r['kind']).capitalize()} tới {r['recipient']} "
+                f"{'bị trả lại' if r['state'] == 'bounced' else 'gửi lỗi'}: {r['last_error']}"
                 for r in store.query("SELECT * FROM outbox WHERE state IN ('failed','bounced')")]
     failures += [f"Thư chờ Ban xem xét (mã {r['token']}): {r['sender'] or '(không rõ)'}, "
                  f"“{r['subject']}”, nhận lúc {local_time(datetime.fromisoformat(r['received_at']))}"
@@ -122,22 +125,47 @@ def send_digest(store: Store, reference: Reference, settings: Settings, env,
                                       " ORDER BY received_at")]
     with store.transaction():
         count = _staff_mail(store, reference, settings, env, "digest",
-                            f"Tổng hợp tiếp nhận danh sách Chi đoàn kiểu mẫu ngày {day}", now,
+                            "Tổng hợp tiếp nhận danh sách Chi đoàn kiểu mẫu ngày "
+                            f"{now.astimezone(TZ):%d/%m/%Y}", now,
                             {"received_today": received, "failures": failures})
         _mark(store, key)
     return count
 
 
+def _figures(store: Store, reference: Reference) -> str:
+    """What the final report reports, as one comparable string: status and counts per unit."""
+    units = summary(store, reference)["units"]
+    return json.dumps([[u["code"], u["raw_status"], u["valid"], u["provincial"], u["district"],
+                        u["invalid"]] for u in units])  # type: ignore[union-attr]
+
+
 def send_final_report(store: Store, reference: Reference, settings: Settings, env,
                       now: datetime) -> int:
-    """Once, after the deadline."""
-    if now < settings.campaign.deadline or _done(store, "final-report"):
+    """After the deadline, once an intake cycle has completed past it (so the mail that
+    arrived before the deadline is in it, not only what was filed before a restart);
+    again, marked as an update, whenever a late list or a correction changes the figures.
+    """
+    deadline = settings.campaign.deadline
+    cycle = store.last_event("cycle")
+    if now < deadline or cycle is None or datetime.fromisoformat(cycle) < deadline:
         return 0
+    figures = _figures(store, reference)
+    sent = store.query("SELECT at, detail FROM events WHERE kind LIKE 'final-report%'"
+                       " ORDER BY id")
+    if sent and sent[-1]["detail"] == figures:
+        return 0
+    if sent and not sent[-1]["detail"]:  # sent by a version that kept no figures: from now
+        _mark(store, "final-report:baseline", figures)
+        return 0
+    update = sum(1 for e in sent if e["detail"]) if sent else 0
+    year = settings.campaign.year
+    subject = (f"Báo cáo cập nhật (lần {update}) kết quả đăng ký Chi đoàn kiểu mẫu năm {year}"
+               if update else f"Báo cáo kết quả đăng ký Chi đoàn kiểu mẫu năm {year}")
+    previous = local_time(datetime.fromisoformat(sent[-1]["at"])) if sent else ""
     with store.transaction():
-        count = _staff_mail(store, reference, settings, env, "final-report",
-                            f"Báo cáo kết quả đăng ký Chi đoàn kiểu mẫu năm "
-                            f"{settings.campaign.year}", now, {})
-        _mark(store, "final-report")
+        count = _staff_mail(store, reference, settings, env, "final-report", subject, now,
+                            {"update": update, "previous": previous})
+        _mark(store, f"final-report:{update}" if update else "final-report", figures)
     return count
 
 

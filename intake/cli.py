@@ -10,12 +10,13 @@ import shutil
 import sys
 from collections.abc import Callable
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table as RichTable
 
-from .config import DEFAULT_CONFIG, Settings, load_settings
+from .config import TZ, Settings, find_config, load_settings
 from .errors import IntakeError
 from .reference import load_reference
 
@@ -188,37 +189,47 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     """
     from .store import open_store
 
+    console = _console()
+    console.print(f"Cấu hình: {args.config}")
     store = open_store(settings.paths.data_dir, settings.paths.workbook)
     try:
-        _status_table(_console(), store, settings)
+        _status_table(console, store, settings)
     finally:
         store.close()
     return EXIT_OK
 
 
+
+
 def _status_table(console: Console, store, settings: Settings) -> None:
+    """What staff read: Vietnamese labels, local times as dd/mm/yyyy HH:MM."""
+    from .labels import kind_label
+    from .replies import short_time
     from .workbook import status_label, unit_summaries
 
     reference = load_reference(settings.paths.reference_dir)
-    table = RichTable("Đơn vị", "Trạng thái", "Lần nộp", "Trễ hạn", "Hợp lệ", "Cấp tỉnh",
-                      "Cấp huyện", "Dòng lỗi", "Độ phủ NTM/ĐTVM")
+    table = RichTable("Đơn vị", "Trạng thái", "Lần nộp", "Nộp lúc", "Trễ hạn", "Hợp lệ",
+                      "Cấp tỉnh", "Cấp huyện", "Dòng lỗi", "Độ phủ NTM/ĐTVM")
     for item in unit_summaries(store, reference):
-        status = item["status"]
         coverage = item["coverage"]
         table.add_row(item["unit"].name,  # type: ignore[union-attr]
-                      status_label(status),
-                      str(item["count"]), "có" if item["late"] else "", str(item["valid"]),
+                      status_label(item["status"]),  # type: ignore[arg-type]
+                      str(item["count"]), short_time(item["received_at"]),  # type: ignore[arg-type]
+                      "có" if item["late"] else "", str(item["valid"]),
                       str(item["provincial"]), str(item["district"]), str(item["invalid"]),
                       f"{coverage:.0%}" if coverage is not None else "—")
     console.print(table)
     from .mail.smtp import status_lines
 
-    console.print(f"Lần quét thư gần nhất: {store.last_event('cycle') or 'chưa có'}")
+    last = store.last_event("cycle")
+    console.print(f"Lần quét hộp thư thành công gần nhất: "
+                  f"{short_time(last) + ' (giờ Việt Nam)' if last else 'chưa có'}")
     for line in status_lines(store):
         console.print(line, markup=False)
     for row in store.query("SELECT id, recipient, kind, last_error FROM outbox"
                            " WHERE state='failed'"):
-        console.print(f"[red]Gửi lỗi[/] (thư số {row['id']}) {row['kind']} → {row['recipient']}: "
+        console.print(f"[red]Gửi lỗi[/] (thư số {row['id']}) {kind_label(row['kind'])} → "
+                      f"{row['recipient']}: "
                       f"{row['last_error']}", highlight=False)
     if store.one("SELECT 1 FROM outbox WHERE state='failed'"):
         console.print("Gửi lại sau khi đã khắc phục: intake resend --id SỐ (hoặc --all-failed)")
@@ -227,9 +238,7 @@ def _status_table(console: Console, store, settings: Settings) -> None:
 
 def _staff_lines(console: Console, store, reference) -> None:
     """What waits for staff, the addresses they added and what they decided lately (§10)."""
-    from datetime import datetime
-
-    from .replies import local_time
+    from .replies import short_time
 
     waiting = store.one("SELECT COUNT(*) FROM messages WHERE status IN ('held','unknown-sender')"
                         " AND settled='' AND stage != 'recorded'")[0]
@@ -238,14 +247,14 @@ def _staff_lines(console: Console, store, reference) -> None:
         unit = reference.units.get(row["unit_code"])
         console.print(f"Địa chỉ Ban bổ sung: {row['address']} → "
                       f"{unit.name if unit else row['unit_code']} ({row['actor']}, "
-                      f"{local_time(datetime.fromisoformat(row['at']))})", highlight=False)
+                      f"{short_time(row['at'])})", highlight=False)
     actions = store.query("SELECT * FROM actions ORDER BY id DESC LIMIT 10")
     names = {"release": "duyệt", "reject": "từ chối", "assign": "thêm địa chỉ",
              "recheck": "kiểm tra lại", "accept": "chấp nhận"}
     for row in reversed(actions):
         what = names.get(row["action"], row["action"])
         detail = "; ".join(x for x in (row["detail"][:120], row["note"]) if x)
-        console.print(f"Việc của Ban: {local_time(datetime.fromisoformat(row['at']))} "
+        console.print(f"Việc của Ban: {short_time(row['at'])} "
                       f"{row['actor']} {what} {row['unit_code'] or ''} {detail}".rstrip(),
                       highlight=False, markup=False)
 
@@ -454,16 +463,40 @@ def cmd_init(args: argparse.Namespace, settings: Settings | None) -> int:
     shutil.copytree(ROOT / "config" / "reference", target / "config" / "reference",
                     dirs_exist_ok=True)
     shutil.copytree(ROOT / "templates", target / "templates", dirs_exist_ok=True)
-    print(target / "config" / "intake.toml")
+    config = (target / "config" / "intake.toml").resolve()
+    print(INIT_NEXT_STEPS.format(target=target.resolve(), config=config))
     return EXIT_OK
+
+
+INIT_NEXT_STEPS = """\
+Wrote a deployment in {target}:
+  config/intake.toml   the configuration (every key is documented in it)
+  config/reference/    units, communes and party cells: SAMPLES, replace them
+  templates/           the reply texts staff may edit
+
+Next steps:
+  1. Edit {config}:
+     [board] and [campaign] (year, deadline), [mailbox] and [smtp] username,
+     [rules] staff (who gets the digest and alerts).
+  2. Replace the sample lists in {target}/config/reference with the board's own.
+  3. Put the Gmail app password in the environment (never in the file):
+       export INTAKE_IMAP_PASSWORD='abcd efgh ijkl mnop'
+       export INTAKE_SMTP_PASSWORD="$INTAKE_IMAP_PASSWORD"
+  4. Try it without sending anything:
+       cd {target} && INTAKE_SMTP__DRY_RUN=true intake poll && intake status
+  5. Run it as a service: see "Running as a service" in the README.
+(Commands run in {target} or below it find this configuration by themselves.)"""
 
 
 def parser() -> argparse.ArgumentParser:
     main_parser = argparse.ArgumentParser(
         prog="intake", description="Tiếp nhận danh sách Chi đoàn kiểu mẫu gửi qua thư điện tử.")
-    main_parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG,
-                             help="configuration file (default: config/intake.toml)")
-    main_parser.add_argument("-v", "--verbose", action="store_true", help="log every step")
+    main_parser.add_argument("--config", type=Path, default=None,
+                             help="configuration file (default: $INTAKE_CONFIG, else "
+                                  "config/intake.toml here or in a folder above)")
+    main_parser.add_argument("-v", "--verbose", action="store_true",
+                             help="log every step (intake run logs each message and job "
+                                  "without it)")
     sub = main_parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, func: Callable) -> argparse.ArgumentParser:
@@ -522,11 +555,25 @@ def parser() -> argparse.ArgumentParser:
     return main_parser
 
 
-def _config_path(path: Path) -> Path:
-    """The default config, or the one shipped beside the package when run elsewhere."""
-    if path == DEFAULT_CONFIG and not path.exists() and (ROOT / DEFAULT_CONFIG).exists():
-        return ROOT / DEFAULT_CONFIG
-    return path
+class _LocalTime(logging.Formatter):
+    """Log times in the board's time zone with its offset, whatever the machine's zone:
+    one time zone in the journal, the one people read."""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        return datetime.fromtimestamp(record.created, TZ).isoformat(timespec="seconds")
+
+
+def _logging(command: str, verbose: bool) -> None:
+    """``-v``: every step of everything. Otherwise ``intake run`` logs intake's own INFO
+    lines (each message and each job: a journal worth reading) and the other commands
+    only warnings; the scheduler's own chatter stays out either way."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(_LocalTime("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    if not verbose and command == "run":
+        logging.getLogger("intake").setLevel(logging.INFO)
 
 
 PRIVATE_UMASK = 0o027  # files 0640, folders 0750: the owner and the staff group only
@@ -537,12 +584,13 @@ def main(argv: list[str] | None = None) -> int:
     # The store, the archive and the workbook hold personal data (names, phone numbers):
     # never readable by other users, whatever umask the shell or cron started us with.
     os.umask(os.umask(PRIVATE_UMASK) | PRIVATE_UMASK)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    _logging(args.command, args.verbose)
     try:
         if args.command == "init":
             return cmd_init(args, None)
-        settings = load_settings(_config_path(args.config))
+        args.config = find_config(args.config).resolve()
+        logging.getLogger("intake").info("configuration %s", args.config)
+        settings = load_settings(args.config)
         return int(args.func(args, settings))
     except IntakeError as exc:
         print(f"error: {exc}" + (f" (hint: {exc.hint})" if exc.hint else ""), file=sys.stderr)

@@ -21,11 +21,30 @@ from .errors import ConfigError
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 DEFAULT_CONFIG = Path("config/intake.toml")
+CONFIG_ENV = "INTAKE_CONFIG"  # the configuration file, when --config is not given
 ENV_PREFIX = "INTAKE_"
 
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Board(_Section):
+    """Who the documents speak for: the form's heading, every mail's signature.
+
+    Configuration, never code, so another province (or the next board) reuses the
+    program by editing the file; the defaults are the board of letter 2077-CV/TĐTN-TCKT.
+    """
+
+    name: str = "Ban Tổ chức – Kiểm tra"
+    organisation: str = "Tỉnh đoàn Bến Tre"  # the provincial Youth Union the board belongs to
+    province: str = "Bến Tre"                # place name of the board's documents
+    letter: str = "2077-CV/TĐTN-TCKT"        # the letter that asked for the lists ("" = none)
+
+    @property
+    def full_name(self) -> str:
+        """"Ban Tổ chức – Kiểm tra Tỉnh đoàn Bến Tre": how mails are signed."""
+        return f"{self.name} {self.organisation}".strip()
 
 
 class Campaign(_Section):
@@ -76,7 +95,7 @@ class Smtp(_Section):
     username: str = "bantckt.tdbentre@gmail.com"
     password_env: str = "INTAKE_SMTP_PASSWORD"
     from_address: str = "bantckt.tdbentre@gmail.com"
-    from_name: str = "Ban Tổ chức – Kiểm tra Tỉnh đoàn Bến Tre"
+    from_name: str = ""  # "" = the board's full name ([board])
     auth: Literal["password", "xoauth2", "same"] = "same"  # "same": as [mailbox] auth
     max_replies_per_hour: int = Field(5, ge=0)
     dry_run: bool = False
@@ -154,6 +173,7 @@ class Paths(_Section):
 
 
 class Settings(_Section):
+    board: Board = Board()
     campaign: Campaign = Campaign()
     mailbox: Mailbox = Mailbox()
     smtp: Smtp = Smtp()
@@ -239,6 +259,31 @@ def load_settings(path: Path | str | None = None, environ: dict[str, str] | None
     except ValidationError as exc:
         raise ConfigError(_describe(exc, str(path), from_env)) from None
     return _resolve(settings, path.resolve().parent)
+
+
+def find_config(given: Path | None = None, environ: dict[str, str] | None = None,
+                cwd: Path | None = None) -> Path:
+    """The configuration to use: ``--config``, else ``$INTAKE_CONFIG``, else
+    ``config/intake.toml`` in the current folder or the nearest folder above it (a
+    deployment written by ``intake init``), so a command run from ``data/`` finds it.
+
+    Never a configuration found elsewhere (the source checkout's sample): running
+    against the wrong mailbox or data folder is worse than being asked which one.
+    """
+    if given is not None:
+        return given
+    environ = dict(os.environ if environ is None else environ)
+    if environ.get(CONFIG_ENV):
+        return Path(environ[CONFIG_ENV])
+    cwd = (cwd or Path.cwd()).resolve()
+    for folder in (cwd, *cwd.parents):
+        if (folder / DEFAULT_CONFIG).is_file():
+            return folder / DEFAULT_CONFIG
+    raise ConfigError(
+        f"no configuration found: no {DEFAULT_CONFIG} in {cwd} or a folder above it, and "
+        f"{CONFIG_ENV} is not set",
+        hint="pass --config FILE, set INTAKE_CONFIG, or run intake in its deployment folder "
+             "(intake init DIR writes one)")
 
 
 def settings_for(base: Path, **sections: dict[str, Any]) -> Settings:

@@ -99,6 +99,7 @@ def start_pymap(user: str, password: str, timeout: float = 15) -> PymapServer:
 def demo_settings(base: Settings, folder: Path, imap_port: int, smtp_port: int) -> Settings:
     return settings_for(
         folder,
+        board=base.board.model_dump(),
         campaign=base.campaign.model_dump(),
         rules={**base.rules.model_dump(), "authserv_id": "mx.google.com"},
         limits=base.limits.model_dump(),

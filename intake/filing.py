@@ -17,6 +17,7 @@ from . import archive, staff
 from .config import Settings
 from .decide import Outcome
 from .findings import Finding, finding
+from .labels import LEVELS
 from .mail import smtp
 from .mail.envelope import Envelope
 from .reference import Reference, Unit
@@ -27,7 +28,6 @@ from .sheets.checks import RowResult, check_coverage
 from .sheets.report import Report
 from .store import Stage, Store
 from .text import name_key
-from .workbook import LEVELS
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +145,7 @@ class Filer:
                 "SELECT commune_code, hamlet_key FROM rows WHERE unit_code=? AND current=1 AND"
                 " valid=1", (unit.code,))
         }
-        coverage = check_coverage(registered, unit, self.reference)
+        coverage = check_coverage(registered, unit, self.reference, attempted=report.results)
         for f in coverage + extra:
             self._insert_finding(submission, None, unit.code, f)
         errors = [f for f in report.findings + coverage if f.is_error]
@@ -235,12 +235,20 @@ class Filer:
              f.field, f.value, f.message, f.suggestion, accepted_note))
 
     def summary(self, report: Report, coverage: list[Finding], outcome: Outcome
-                 ) -> dict[str, object]:
+                ) -> dict[str, object]:
         findings = report.findings + coverage + outcome.extra_findings
         errors = [f for f in findings if f.is_error]
-        warnings = [f for f in findings if not f.is_error]
+        # MAIL_LATE is said once, by the template's own late notice (it knows the policy).
+        warnings = [f for f in findings if not f.is_error and f.code != "MAIL_LATE"]
         valid = [r for r in report.results if r.valid]
+        unit = outcome.unit.code if outcome.unit else ""
+        levels = dict(self.store.db.execute(  # the unit's list after this mail ("bổ sung")
+            "SELECT level, COUNT(*) FROM rows WHERE unit_code=? AND current=1 AND valid=1"
+            " GROUP BY level", (unit,)).fetchall())
         return {
+            "addition": bool(outcome.envelope and outcome.envelope.addition),
+            "unit_valid": sum(levels.values()), "unit_provincial": levels.get("provincial", 0),
+            "unit_district": levels.get("district", 0),
             "files": [{"name": f.file, "rows": len(f.results), "valid_rows": f.valid_rows}
                       for f in report.files],
             "valid_rows": len(valid),

@@ -21,6 +21,7 @@ from .decide import Decider, Outcome
 from .errors import MailboxError, StorageError
 from .filing import Filer
 from .findings import Finding
+from .labels import STATUS_LABELS
 from .locks import cycle_lock
 from .mail import imap, smtp, sync
 from .mail.envelope import Envelope
@@ -30,7 +31,6 @@ from .reference import Reference, Unit, load_reference
 from .replies import check_templates
 from .sheets.report import Report
 from .store import Stage, Store, open_store
-from .workbook import STATUS_LABELS
 from .workbook import write as write_workbook
 
 log = logging.getLogger(__name__)

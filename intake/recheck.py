@@ -53,7 +53,7 @@ class UnitChange:
                     self.now_wrong or self.gone or self.new)
 
     def lines(self) -> list[str]:
-        from .workbook import STATUS_LABELS
+        from .labels import STATUS_LABELS
 
         out = [f"{self.unit.name}: "
                + (f"{STATUS_LABELS.get(self.status_before, self.status_before)} → "

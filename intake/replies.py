@@ -23,7 +23,6 @@ from .text import nfc
 
 KINDS = ("accepted", "needs-correction", "no-attachment", "unknown-sender", "rejected-late",
          "reminder", "digest", "final-report", "alert", "waiting", "staff-command")
-BOARD = "Ban Tổ chức – Kiểm tra Tỉnh đoàn Bến Tre"
 _RE_PREFIX = re.compile(r"^\s*((re|fw|fwd|tl|trả lời|tr)\s*:\s*)+", re.IGNORECASE)
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
@@ -57,7 +56,26 @@ def reply_subject(original: str) -> str:
 
 
 def local_time(moment: datetime | None) -> str:
+    """"09:30 ngày 10/02/2021": local time as a Vietnamese sentence says it."""
     return moment.astimezone(TZ).strftime("%H:%M ngày %d/%m/%Y") if moment else ""
+
+
+def short_time(moment: datetime | str | None) -> str:
+    """"10/02/2021 09:30": local time in tables, subjects and the status screen."""
+    if not moment:
+        return ""
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    return moment.astimezone(TZ).strftime("%d/%m/%Y %H:%M")
+
+
+def before(deadline: datetime) -> str:
+    """"trước ngày 20/02/2021" for a deadline at midnight (as the letter words it), else
+    "trước 17:00 ngày 20/02/2021": "trước 00:00 ngày 20/02" reads like a trick."""
+    moment = deadline.astimezone(TZ)
+    if (moment.hour, moment.minute) == (0, 0):
+        return moment.strftime("trước ngày %d/%m/%Y")
+    return "trước " + local_time(moment)
 
 
 def where(f: Finding) -> str:
@@ -75,16 +93,21 @@ def group_findings(findings: list[Finding]) -> list[dict[str, object]]:
     for f in findings:
         groups.setdefault((f.file, f.sheet), []).append(f)
     return [
-        {"file": file, "sheet": sheet,
-         "title": (f"Tệp {file}" + (f", trang tính “{sheet}”" if sheet else "")) if file
-         else "Toàn bộ danh sách",
+        {"file": file, "sheet": sheet, "title": _group_title(file, sheet, items),
          "findings": sorted(items, key=lambda f: (f.row or 0, f.column))}
         for (file, sheet), items in groups.items()
     ]
 
 
+def _group_title(file: str, sheet: str, items: list[Finding]) -> str:
+    if file and not all(f.code == "COVERAGE_INCOMPLETE" for f in items):
+        return f"Tệp {file}" + (f", trang tính “{sheet}”" if sheet else "")
+    if all(f.code == "COVERAGE_INCOMPLETE" for f in items):
+        return "Xã, phường đạt chuẩn Nông thôn mới, Đô thị văn minh"
+    return "Toàn bộ danh sách"
+
+
 def render(env: Environment, kind: str, context: dict[str, object]) -> tuple[str, str]:
-    context = {"board": BOARD, **context}
     try:
         text = env.get_template(f"{kind}.txt.j2").render(context)
         html = env.get_template(f"{kind}.html.j2").render(context)
@@ -93,13 +116,30 @@ def render(env: Environment, kind: str, context: dict[str, object]) -> tuple[str
     return nfc(text), nfc(html)
 
 
+def common_context(settings: Settings) -> dict[str, object]:
+    """What every template may use: who signs, the campaign, and the late policy (with
+    the message's own ``late``, a reply never offers a date already past to resend by)."""
+    deadline = settings.campaign.deadline
+    return {
+        "board": settings.board.full_name,
+        "board_name": settings.board.name,
+        "organisation": settings.board.organisation,
+        "letter": settings.board.letter,
+        "year": settings.campaign.year,
+        "deadline": local_time(deadline),
+        "deadline_before": before(deadline),
+        "late_policy": settings.campaign.late_policy,
+    }
+
+
 def compose(settings: Settings, env: Environment, kind: str, context: dict[str, object], *,
             to: str, subject: str, headers: dict[str, str],
             attachments: list[tuple[str, bytes]] = ()) -> EmailMessage:  # type: ignore[assignment]
     """One automatic message from its template pair, with our own Message-ID and Date."""
-    text, html = render(env, kind, {"subject": subject, **context})
+    text, html = render(env, kind, {"subject": subject, **common_context(settings), **context})
     message = EmailMessage()
-    message["From"] = formataddr((settings.smtp.from_name, settings.smtp.from_address))
+    message["From"] = formataddr((settings.smtp.from_name or settings.board.full_name,
+                                  settings.smtp.from_address))
     message["To"] = to
     message["Subject"] = subject
     message["Date"] = format_datetime(datetime.now(TZ))

@@ -10,6 +10,7 @@ import contextlib
 import os
 import tempfile
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
@@ -19,14 +20,25 @@ from openpyxl.cell import WriteOnlyCell
 from openpyxl.chart import BarChart
 from openpyxl.chart import Reference as ChartRef
 from openpyxl.styles import Alignment, Font, PatternFill
+from openpyxl.styles.cell_style import StyleArray
 from openpyxl.utils import get_column_letter
-from openpyxl.worksheet.properties import PageSetupProperties
+from openpyxl.worksheet.pagebreak import Break
 from openpyxl.worksheet.worksheet import Worksheet
 
 from .archive import file_mode
 from .config import TZ, Settings
 from .findings import LEVEL_LABELS
+from .labels import LEVELS, kind_label, outbox_label, status_label
 from .reference import Reference
+from .replies import short_time
+from .sheets.layout import (
+    FONT_NAME,
+    print_setup,
+    row_height,
+    set_default_alignment,
+    set_default_font,
+    wrapped_lines,
+)
 from .store import Store
 from .text import clean, name_key, vietnamese_sort_key
 
@@ -42,33 +54,50 @@ LOG = ["Nhận lúc", "Người gửi", "Tiêu đề", "Đơn vị", "Tệp đí
        "Message-ID"]
 SHEETS = ["Tổng hợp", "Danh sách", "Lỗi", "Độ phủ NTM-ĐTVM", "Nhật ký"]
 
-STATUS_LABELS = {
-    "accepted": "Đã tiếp nhận",
-    "needs-correction": "Cần sửa",
-    "no-attachment": "Không có tệp",
-    "unknown-sender": "Người gửi lạ",
-    "held": "Chờ Ban xem xét",
-    "ignored": "Bỏ qua (thư tự động)",
-    "rejected-late": "Từ chối (trễ hạn)",
-    "staff-command": "Lệnh của cán bộ",
-}
-OUTBOX_LABELS = {"queued": "Đang chờ gửi", "sent": "Đã gửi", "failed": "Gửi lỗi",
-                 "bounced": "Bị trả lại", "dry-run": "Chạy thử (không gửi)",
-                 "suppressed": "Không gửi"}
-LEVELS = {"provincial": "Cấp tỉnh", "district": "Cấp huyện"}
 MAX_TEXT = 32_000
-_HEAD_FONT = Font(bold=True)
+SIZE = 11  # points: the workbook's font size (Times New Roman, see sheets.layout)
+_HEAD_FONT = Font(name=FONT_NAME, bold=True, size=SIZE)
 _HEAD_FILL = PatternFill("solid", fgColor="DDEBF7")
+_HEAD_ALIGN = Alignment(horizontal="center", vertical="center", wrap_text=True)
+# Every cell: at the top of its row, wrapping when longer than its column. It is the
+# workbook's default format (sheets.layout.set_default_alignment), so the streaming
+# writer styles no cell for it; rows are sized from the text (``_append``).
+_WRAP = Alignment(vertical="top", wrap_text=True)
 _ERROR_FILL = PatternFill("solid", fgColor="FFE0E0")
 _LATE_FILL = PatternFill("solid", fgColor="FFF2CC")
 _DATE = "dd/mm/yyyy hh:mm"
+_CODE_FONT = Font(name=FONT_NAME, size=SIZE - 2)  # codes, Message-IDs: Layout.small
 
 
-def status_label(status: str | None) -> str:
-    """The Vietnamese label with the contract value, so people and programs both read it."""
-    if not status:
-        return "Chưa gửi"
-    return f"{STATUS_LABELS.get(status, status)} ({status})"
+@dataclass(frozen=True)
+class Layout:
+    """How a sheet reads on screen and on paper: column widths, the title printed at the
+    top of every page, and how pages are cut."""
+
+    widths: tuple[float, ...]
+    title: str = ""  # printed in the page header, e.g. "DANH SÁCH … NĂM {year}"
+    split_after: int = 0  # print this many columns per page, the rest on the next
+    repeat_columns: str = ""  # columns printed again on every page ("A:C")
+    scale: int = 100  # print scale (%) when pages are split by columns
+    small: frozenset[int] = frozenset()  # codes and identifiers, 2 points smaller
+
+
+LAYOUTS = {
+    "Tổng hợp": Layout((24, 16, 8, 16, 8, 11, 8, 8, 9, 12),
+                       "TỔNG HỢP ĐĂNG KÝ XÂY DỰNG CHI ĐOÀN KIỂU MẪU NĂM {year}"),
+    # 16 columns cannot print legibly on one page width: the registration (A–J) on one
+    # page, its check result and origin (K–P) on the next with Đơn vị, Xã and Tên Chi
+    # đoàn repeated, pages paired (over, then down), at 85 % instead of about 60 %.
+    "Danh sách": Layout((21, 19, 22, 21, 19, 8, 10, 8, 17, 13, 14, 9, 31, 19, 6, 16),
+                        "DANH SÁCH CHI ĐOÀN ĐĂNG KÝ XÂY DỰNG CHI ĐOÀN KIỂU MẪU NĂM {year}",
+                        split_after=10, repeat_columns="A:C", scale=85),
+    "Lỗi": Layout((23, 18, 11, 6, 5, 27, 9, 60),
+                  "CÁC LỖI TRONG DANH SÁCH ĐÃ NHẬN (ĐƠN VỊ CẦN SỬA)", small=frozenset({6})),
+    "Độ phủ NTM-ĐTVM": Layout((21, 20, 10, 9, 9, 62),
+                              "ĐỘ PHỦ CHI ĐOÀN ĐĂNG KÝ Ở XÃ, PHƯỜNG ĐẠT CHUẨN NTM, ĐTVM"),
+    "Nhật ký": Layout((16, 30, 26, 18, 20, 20, 20, 26),
+                      "NHẬT KÝ THƯ NHẬN VÀ THƯ PHẢN HỒI", small=frozenset({8})),
+}
 
 
 @lru_cache(maxsize=4096)
@@ -94,49 +123,117 @@ def safe(value: object) -> object:
 Styles = dict[int, dict[str, object]]  # column -> cell attributes (fill, font, …)
 
 
+@lru_cache(maxsize=65536)
+def _lines(text: str, width: float, size: float = SIZE) -> int:
+    return wrapped_lines(text, width, size, SIZE)
+
+
+@lru_cache(maxsize=64)
+def _height(lines: int) -> dict[str, str]:
+    """The <row> attributes of a row ``lines`` lines high (at most 30)."""
+    return {"ht": str(row_height(min(lines, 30), SIZE)), "customHeight": "1"}
+
+
+def _style_of(sheet: Worksheet, style: dict[str, object] | None, small: bool,
+              date: bool) -> StyleArray:
+    """The cell format for one combination, computed once per sheet: setting styles
+    attribute by attribute on every cell of 20,000 rows costs the rebuild a second."""
+    cache: dict[tuple, StyleArray] = sheet.__dict__.setdefault("_intake_styles", {})
+    key = (tuple(style.items()) if style else (), small, date)
+    found = cache.get(key)
+    if found is None:
+        probe = WriteOnlyCell(sheet)
+        probe.alignment = _WRAP
+        if small:
+            probe.font = _CODE_FONT
+        if date:
+            probe.number_format = _DATE
+        for name, attribute in (style or {}).items():
+            setattr(probe, name, attribute)
+        found = cache[key] = probe._style
+    return StyleArray(found)
+
+
 def _append(sheet: Worksheet, values: list[object], styles: Styles | None = None) -> int:
     """Stream one row (write-only mode) and return its Excel row number.
 
-    Write-only streaming is what keeps a 20,000-row rebuild linear and fast; styles
-    therefore have to be known when the row is written.
+    Write-only streaming is what keeps a 20,000-row rebuild linear and fast; styles and
+    the row's height therefore have to be known when the row is written. Every cell
+    wraps (the workbook's default format); the row gets the height of its longest cell,
+    as no viewer sizes the rows of a file it did not write.
     """
     number = getattr(sheet, "_intake_rows", 0) + 1
     sheet._intake_rows = number  # type: ignore[attr-defined]
+    layout: Layout | None = getattr(sheet, "_intake_layout", None)
     styles = styles or {}
     row: list[object] = []
+    tallest = 1
     for column, value in enumerate(values, start=1):
         value = safe(value)
         style = styles.get(column)
-        if style is None and not isinstance(value, datetime) and not (
+        small = bool(layout and column in layout.small and value is not None)
+        if layout and isinstance(value, str) and len(value) * 1.8 > layout.widths[column - 1] - 1:
+            tallest = max(tallest, _lines(value, layout.widths[column - 1],
+                                          SIZE - 2 if column in layout.small else SIZE))
+        if style is None and not small and not isinstance(value, datetime) and not (
                 isinstance(value, str) and value.startswith("=")):
             row.append(value)  # plain strings are stored as text; only "=" makes a formula
             continue
         cell = WriteOnlyCell(sheet, value=value)
         if isinstance(value, str):
             cell.data_type = "s"  # never a formula, whatever it starts with
-        elif isinstance(value, datetime):
-            cell.number_format = _DATE
-        for name, attribute in (style or {}).items():
-            setattr(cell, name, attribute)
+        cell._style = _style_of(sheet, style, small, isinstance(value, datetime))
         row.append(cell)
+    if tallest > 1:
+        # The streaming writer copies a row's XML attributes from this mapping: a plain
+        # dict instead of a RowDimension keeps 20,000 sized rows cheap.
+        dict.__setitem__(sheet.row_dimensions, number, _height(tallest))
     sheet.append(row)
     return number
 
 
-def _sheet(book: Workbook, title: str, headers: list[str], widths: list[int]) -> Worksheet:
+def _sheet(book: Workbook, title: str, headers: list[str], settings: Settings,
+           updated: str) -> Worksheet:
+    """A sheet with its header row (frozen, repeated on every printed page) and its print
+    layout: A4 landscape, the sheet's title and the board in the page header, when the
+    figures were taken and the page number in the footer."""
+    layout = LAYOUTS[title]
     sheet = book.create_sheet(title)
-    for index, width in enumerate(widths, start=1):
-        sheet.column_dimensions[get_column_letter(index)].width = width
+    sheet._intake_layout = layout  # type: ignore[attr-defined]
+    for index, width in enumerate(layout.widths, start=1):
+        column = sheet.column_dimensions[get_column_letter(index)]
+        column.width = width
+        column.alignment = _WRAP  # else viewers format the column's plain cells from it
     sheet.freeze_panes = "A2"
-    sheet.page_setup.orientation = "landscape"
-    sheet.page_setup.paperSize = "9"  # A4
-    sheet.page_setup.fitToWidth = 1
-    sheet.page_setup.fitToHeight = 0  # as many pages down as needed, one page across
-    sheet.sheet_properties.pageSetUpPr = PageSetupProperties(fitToPage=True)
-    head = {"font": _HEAD_FONT, "fill": _HEAD_FILL,
-            "alignment": Alignment(wrap_text=True, vertical="center")}
-    _append(sheet, headers, dict.fromkeys(range(1, len(headers) + 1), head))
+    print_setup(sheet, title_rows="1:1", fit_width=not layout.split_after, page_numbers=False,
+                left_cm=1.5, right_cm=1.0, top_cm=2.0, bottom_cm=1.6)
+    if layout.split_after:  # whole columns per page at full size, not one shrunk page
+        sheet.page_setup.scale = layout.scale
+        sheet.page_setup.pageOrder = "overThenDown"
+        sheet.col_breaks.append(Break(id=layout.split_after))
+        sheet.print_title_cols = layout.repeat_columns
+    sheet.oddHeader.left.text = settings.board.full_name
+    sheet.oddHeader.center.text = "&B" + layout.title.format(year=settings.campaign.year)
+    sheet.oddFooter.left.text = f"Số liệu đến {updated}"
+    sheet.oddFooter.right.text = "Trang &P/&N"
+    for part in (sheet.oddHeader.left, sheet.oddHeader.center, sheet.oddFooter.left,
+                 sheet.oddFooter.right):
+        part.font, part.size = FONT_NAME, 9
+    head = {"font": _HEAD_FONT, "fill": _HEAD_FILL, "alignment": _HEAD_ALIGN}
+    lines = max(wrapped_lines(h, w, SIZE, SIZE, bold=True)
+                for h, w in zip(headers, layout.widths, strict=True))
+    sheet.row_dimensions[1].height = row_height(lines, SIZE)
+    sheet.row_dimensions[1].alignment = _WRAP
+    sheet._intake_rows = 1  # type: ignore[attr-defined]
+    sheet.append([_head_cell(sheet, h, head) for h in headers])
     return sheet
+
+
+def _head_cell(sheet: Worksheet, text: str, style: dict[str, object]) -> WriteOnlyCell:
+    cell = WriteOnlyCell(sheet, value=text)
+    for name, attribute in style.items():
+        setattr(cell, name, attribute)
+    return cell
 
 
 def _finish(sheet: Worksheet, columns: int) -> None:
@@ -198,11 +295,15 @@ def unit_summaries(store: Store, reference: Reference) -> list[dict[str, object]
     return out
 
 
-def build(store: Store, reference: Reference, settings: Settings) -> Workbook:
+def build(store: Store, reference: Reference, settings: Settings,
+          now: datetime | None = None) -> Workbook:
     book = Workbook(write_only=True)
+    set_default_font(book, SIZE)
+    set_default_alignment(book, _WRAP)
     names = {code: unit.name for code, unit in reference.units.items()}
+    updated = short_time(now or datetime.now(TZ))
 
-    summary = _sheet(book, SHEETS[0], SUMMARY, [26, 24, 9, 17, 9, 12, 9, 9, 10, 14])
+    summary = _sheet(book, SHEETS[0], SUMMARY, settings, updated)
     figures = unit_summaries(store, reference)
     for item in figures:
         styles: Styles = {10: {"number_format": "0%"}}
@@ -235,8 +336,7 @@ def build(store: Store, reference: Reference, settings: Settings) -> Workbook:
 
     order = {code: i for i, code in enumerate(
         sorted(names, key=lambda c: vietnamese_sort_key(names[c])))}
-    listing = _sheet(book, SHEETS[1], ROWS, [22, 20, 22, 22, 22, 10, 11, 12, 20, 13, 18, 11, 40,
-                                             22, 7, 17])
+    listing = _sheet(book, SHEETS[1], ROWS, settings, updated)
     rows = store.query("SELECT * FROM rows WHERE current=1")
     rows.sort(key=lambda r: (order.get(r["unit_code"], 99), vietnamese_sort_key(r["commune"]),
                              r["received_at"], r["file"], r["sheet"], r["row_number"]))
@@ -250,33 +350,32 @@ def build(store: Store, reference: Reference, settings: Settings) -> Workbook:
             r["row_number"], local(r["received_at"])], None if r["valid"] else invalid)
     _finish(listing, len(ROWS))
 
-    errors = _sheet(book, SHEETS[2], FINDINGS, [22, 24, 16, 7, 6, 28, 9, 80])
+    errors = _sheet(book, SHEETS[2], FINDINGS, settings, updated)
     found = store.query("SELECT * FROM findings WHERE current=1")
     found.sort(key=lambda f: (order.get(f["unit_code"], 99), f["submission"], f["file"],
                               f["sheet"], f["row_number"] or 0, f["column_letter"]))
-    wrap: Styles = {8: {"alignment": Alignment(wrap_text=True)}}
     for f in found:
+        # The suggestion the reply gave, after the message: staff can answer a unit's call
+        # with the same words (the contract's columns stay as they are).
+        text = f["message"] + (f" Gợi ý: {f['suggestion']}" if f["suggestion"] else "")
         _append(errors, [names.get(f["unit_code"], f["unit_code"]), f["file"], f["sheet"],
                          f["row_number"], f["column_letter"], f["code"],
-                         LEVEL_LABELS.get(f["level"], f["level"]), f["message"]], wrap)
+                         LEVEL_LABELS.get(f["level"], f["level"]), text])
     _finish(errors, len(FINDINGS))
 
-    cover = _sheet(book, SHEETS[3], COVERAGE, [22, 24, 11, 12, 11, 60])
+    cover = _sheet(book, SHEETS[3], COVERAGE, settings, updated)
     for item in figures:  # already in Vietnamese unit order, coverage computed once
         code = item["unit"].code  # type: ignore[union-attr]
         for commune, total, done, missing in item["communes"]:  # type: ignore[union-attr]
-            style: dict[str, object] = {"alignment": Alignment(wrap_text=True)}
-            if missing:
-                style["fill"] = _ERROR_FILL
             _append(cover, [names[code], commune.name, commune.title, total, done,
-                            ", ".join(missing)], {6: style})
+                            ", ".join(missing)], {6: {"fill": _ERROR_FILL}} if missing else None)
     _finish(cover, len(COVERAGE))
 
-    log = _sheet(book, SHEETS[4], LOG, [17, 30, 36, 22, 36, 24, 30, 40])
+    log = _sheet(book, SHEETS[4], LOG, settings, updated)
     replies: dict[int, list[str]] = {}
     for o in store.query("SELECT message, kind, state FROM outbox ORDER BY id"):
         replies.setdefault(o["message"], []).append(
-            f"{OUTBOX_LABELS.get(o['state'], o['state'])}: {o['kind']}")
+            f"{outbox_label(o['state']).capitalize()}: {kind_label(o['kind'])}")
     late: Styles = {1: {"fill": _LATE_FILL, "number_format": _DATE}}
     for m in store.query("SELECT * FROM messages WHERE duplicate_of IS NULL"
                          " ORDER BY received_at, id"):

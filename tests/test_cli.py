@@ -125,7 +125,7 @@ def test_template_is_the_official_form(capsys, config, tmp_path):
     assert sheet[f"A{HEADER_ROW}"].value == "STT"
     assert sheet[f"E{HEADER_ROW}"].value == "Chi bộ ấp, khu phố"
     assert sheet[f"G{HEADER_ROW + 1}"].value == "Đăng ký TSVMTD năm 2021"
-    assert sheet["A3"].value == "DANH SÁCH ĐĂNG KÝ XÂY DỰNG CHI ĐOÀN KIỂU MẪU NĂM 2021"
+    assert sheet["A4"].value == "DANH SÁCH ĐĂNG KÝ XÂY DỰNG CHI ĐOÀN KIỂU MẪU NĂM 2021"
     assert f"E{HEADER_ROW}:G{HEADER_ROW}" in {str(r) for r in sheet.merged_cells.ranges}
     validations = [v.sqref for v in sheet.data_validations.dataValidation]
     assert any(f"B{FIRST_DATA_ROW}" in str(v) for v in validations)
@@ -190,8 +190,9 @@ def test_resend_requeues_failed_replies_and_status_shows_the_outbox(capsys, conf
     assert code == 0
     assert "Hộp thư đi: 1 chờ gửi, 2 gửi lỗi." in out
     assert "Thư chờ gửi lâu nhất: từ " in out and "lần gửi tiếp theo: " in out
-    assert f"Lỗi gần nhất (thư số {ids[2]}, accepted → hd2@example.org" in out
-    assert f"Gửi lỗi (thư số {ids[0]}) accepted → hd0@example.org: 550 5.2.2 mailbox full" in out
+    assert f"Lỗi gần nhất (thư số {ids[2]}, thư tiếp nhận → hd2@example.org" in out
+    assert (f"Gửi lỗi (thư số {ids[0]}) thư tiếp nhận → hd0@example.org: 550 5.2.2 mailbox full"
+            in out)
     assert "intake resend --id" in out
 
     code, out, _ = run(capsys, "--config", str(config), "resend", "--id", str(ids[0]))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import unicodedata
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -9,20 +10,24 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 
+from intake.config import TZ
 from intake.demo import free_port
 from intake.errors import TemplateError
 from intake.findings import finding
 from intake.mail import smtp
+from intake.reference import load_reference
 from intake.replies import build, check_templates, group_findings, reply_subject
+from intake.samples import eligible_rows, form, unit_mail
 from intake.store import open_store
 
-from .conftest import TEMPLATES, make_settings
+from .conftest import REFERENCE, TEMPLATES, make_settings
 
 BASE = {"unit_name": "Huyện đoàn Châu Thành", "sender": "hd@example.org",
         "received_at": "09:30 ngày 10/02/2021", "deadline": "00:00 ngày 20/02/2021",
         "year": 2021, "late": False, "ignored": [], "files": [], "valid_rows": 0,
         "provincial": 0, "district": 0, "errors": [], "groups": [], "warnings": [],
-        "annotated": False}
+        "annotated": False, "addition": False, "unit_valid": 0, "unit_provincial": 0,
+        "unit_district": 0}
 
 
 def outbox_settings(tmp_path: Path, port: int, **smtp_keys):
@@ -229,3 +234,148 @@ def test_html_renders_in_headless_chromium(tmp_path, kind):
     assert done.returncode == 0, done.stderr[-2000:]
     data = shot.read_bytes()
     assert data.startswith(b"\x89PNG") and len(data) > 10_000
+
+
+def test_board_and_province_come_from_configuration(tmp_path):
+    """Another board (or province) edits [board]; nothing in the code or templates names
+    Bến Tre's board."""
+    settings = make_settings(tmp_path, board={"name": "Ban Tuyên giáo",
+                                              "organisation": "Tỉnh đoàn Trà Vinh",
+                                              "province": "Trà Vinh"})
+    for kind in ("accepted", "needs-correction", "unknown-sender", "rejected-late"):
+        message = reply(settings, kind)
+        text = message.get_body(("plain",)).get_content()
+        html = message.get_body(("html",)).get_content()
+        assert "Ban Tuyên giáo Tỉnh đoàn Trà Vinh" in text and "Bến Tre" not in text, kind
+        assert "Ban Tuyên giáo Tỉnh đoàn Trà Vinh" in html and "Bến Tre" not in html, kind
+        assert "Trà Vinh" in str(message["From"])
+    sources = [*TEMPLATES.glob("*.j2"), *(TEMPLATES.parent / "intake").rglob("*.py")]
+    hard_coded = [p.name for p in sources if p.name != "config.py"
+                  and "tỉnh đoàn bến tre" in p.read_text(encoding="utf-8").casefold()]
+    assert hard_coded == []
+    from intake.sheets.template import build_template
+
+    form = build_template(settings, load_reference(REFERENCE))
+    heading = [c.value for row in form["Danh sách"].iter_rows(max_row=5) for c in row if c.value]
+    assert heading[0] == "TỈNH ĐOÀN TRÀ VINH"
+    guide = " ".join(c.value for c in form["Hướng dẫn"]["A"] if c.value)
+    assert "Ban Tuyên giáo Tỉnh đoàn Trà Vinh" in guide and "Bến Tre" not in guide
+
+
+# -- what the replies tell a unit to do (issue 14) ------------------------------------------
+
+
+def filed_replies(tmp_path, mails, **sections):
+    """File (message, received) pairs offline; the queued replies, oldest first."""
+    from email import message_from_bytes, policy
+
+    from .test_workbook import file_offline
+
+    settings = make_settings(tmp_path, rules={"require_sender_auth": False}, **sections)
+    file_offline(settings, mails)
+    store = open_store(settings.paths.data_dir)
+    raws = [r["raw"] for r in store.query("SELECT raw FROM outbox ORDER BY id")]
+    store.close()
+    return [message_from_bytes(raw, policy=policy.default) for raw in raws]
+
+
+def bodies(message) -> tuple[str, str]:
+    """Text and HTML, each with its lines joined (HTML source wraps anywhere)."""
+    return (message.get_body(("plain",)).get_content(),
+            " ".join(message.get_body(("html",)).get_content().split()))
+
+
+ON_TIME_CL = datetime(2021, 2, 15, 9, 0, tzinfo=TZ)
+
+
+def unit_list(settings, reference, code, rows, subject="Danh sách Chi đoàn kiểu mẫu",
+              when=ON_TIME_CL):
+    unit = reference.units[code]
+    return (unit_mail(unit.emails[0], "ban@example.org", subject,
+                      attachments=[(f"DS_{code}.xlsx", form(settings, reference, unit, rows))]),
+            when)
+
+
+def test_a_hamlet_sent_with_an_error_is_to_fix_never_missing(tmp_path, reference):
+    """Chợ Lách sends every hamlet of Xã Phú Phụng, two rows wrong: the reply names those
+    rows to fix and asks for nothing to be added (adding them again would duplicate)."""
+    settings = make_settings(tmp_path)
+    unit = reference.units["CL"]
+    rows = eligible_rows(settings, reference, unit)
+    commune = rows[0][1]
+    first, second = rows[0][2].removeprefix("Chi đoàn "), rows[1][2].removeprefix("Chi đoàn ")
+    rows[0][3] = None  # members missing
+    rows[1][1] = rows[1][1].replace("Xã ", "Xa ") + "h"  # the commune misspelt
+    [message] = filed_replies(tmp_path, [unit_list(settings, reference, "CL", rows)])
+    assert message["X-Intake-Status"] == "needs-correction"
+    text, html = bodies(message)
+    [coverage] = [line for line in text.splitlines() if line.startswith(f"- {commune}")]
+    assert f"Cần sửa: {first} (dòng 8), {second} (dòng 9)." in coverage
+    assert "Còn thiếu" not in text and "không cần thêm Chi đoàn" in coverage
+    assert "gửi lại toàn bộ danh sách trước ngày 20/02/2021" in text
+    assert "thư có chữ “bổ sung”" not in text  # no advice to add what was sent
+    assert "Còn thiếu" not in html and f"{first} (dòng 8)" in html
+    assert "tô đỏ" in text  # D8 and B9 are marked
+
+
+def test_missing_hamlets_only_ask_for_a_bo_sung_and_nothing_is_said_red(tmp_path, reference):
+    from openpyxl import load_workbook
+
+    settings = make_settings(tmp_path)
+    unit = reference.units["TP"]
+    rows = eligible_rows(settings, reference, unit)
+    [message] = filed_replies(tmp_path, [unit_list(settings, reference, "TP",
+                                                   rows[:len(rows) // 2])])
+    assert message["X-Intake-Status"] == "needs-correction"
+    text, html = bodies(message)
+    assert "Còn thiếu:" in text and "Cần sửa" not in text
+    assert "gửi bổ sung các Chi đoàn còn thiếu" in text and "trước ngày 20/02/2021" in text
+    # The attached copy marks no cell, so the reply does not say cells are red.
+    assert "tô đỏ" not in text and "tô đỏ" not in html
+    assert "trang “Ghi chú kiểm tra”" in text
+    [attachment] = list(message.iter_attachments())
+    book = load_workbook(io.BytesIO(attachment.get_content()))
+    assert "Ghi chú kiểm tra" in book.sheetnames
+    red = [c.coordinate for s in book.worksheets for row in s.iter_rows() for c in row
+           if c.fill and c.fill.fgColor and str(c.fill.fgColor.rgb).endswith("FF9999")]
+    assert red == []
+    # The same suggestion is not repeated on every commune's line.
+    assert text.count("Gửi bổ sung Chi đoàn của các ấp, khu phố còn thiếu") == 1
+
+
+def test_late_lists_are_told_what_late_means_once(tmp_path, reference):
+    settings = make_settings(tmp_path)
+    late = datetime(2021, 2, 22, 8, 0, tzinfo=TZ)
+    ct = eligible_rows(settings, reference, reference.units["CT"])
+    cl = eligible_rows(settings, reference, reference.units["CL"])
+    cl[0][3] = None
+    accepted, correction = filed_replies(tmp_path, [
+        unit_list(settings, reference, "CT", ct, when=late),
+        unit_list(settings, reference, "CL", cl, when=late)])
+    assert accepted["X-Intake-Status"] == "accepted"
+    for body in bodies(accepted):
+        assert body.count("sau hạn chót") == 1, body
+        assert "vẫn được tiếp nhận và được ghi nhận là nộp trễ hạn" in body
+    assert correction["X-Intake-Status"] == "needs-correction"
+    for body in bodies(correction):
+        assert body.count("sau hạn chót") == 1, body
+        assert "trước ngày 20/02/2021" not in body and "trước 00:00" not in body
+        assert "danh sách gửi lại vẫn được tiếp nhận và được ghi nhận là nộp trễ hạn" in body
+
+
+def test_a_bo_sung_states_the_units_new_total(tmp_path, reference):
+    settings = make_settings(tmp_path)
+    rows = eligible_rows(settings, reference, reference.units["TP"])
+    half = len(rows) // 2
+    _first, addition = filed_replies(tmp_path, [
+        unit_list(settings, reference, "TP", rows[:half]),
+        unit_list(settings, reference, "TP", rows[half:], subject="Bổ sung danh sách CĐKM",
+                  when=ON_TIME_CL + timedelta(hours=3))])
+    assert addition["X-Intake-Status"] == "accepted"
+    text, html = bodies(addition)
+    provincial = sum(1 for r in rows if r[7] == "x")
+    assert f"Thư bổ sung: {len(rows) - half} Chi đoàn hợp lệ" in text
+    assert (f"Tổng số Chi đoàn hợp lệ của đơn vị sau khi bổ sung: {len(rows)} (cấp tỉnh: "
+            f"{provincial}, cấp huyện: {len(rows) - provincial})") in text
+    assert f"<strong>{len(rows)}</strong>" in html
+    assert "(thư bổ sung)" in text

@@ -19,6 +19,7 @@ from intake.mail import smtp
 from intake.pipeline import Pipeline
 from intake.samples import eligible_rows, form, unit_mail
 from intake.schedule import build_scheduler
+from intake.store import open_store
 
 from .conftest import file_offline, make_settings, write_run_config
 
@@ -33,12 +34,14 @@ def campaign_settings(tmp_path: Path, port: int):
 
 
 def drive(settings, start: datetime, end: datetime, step: timedelta) -> None:
-    """Call every campaign job at each tick of a simulated clock, delivering as it goes."""
+    """Call every campaign job at each tick of a simulated clock, after an intake cycle,
+    delivering as it goes."""
     pipeline = Pipeline(settings)
     store, reference, env = pipeline.store, pipeline.reference, pipeline.templates
     now = start
     while now <= end:
         with time_machine.travel(now, tick=False):  # Date headers, outbox times follow
+            store.event("cycle")  # the intake cycle of ``intake run`` at this tick
             campaign.send_reminders(store, reference, settings, env, now)
             campaign.send_digest(store, reference, settings, env, now)
             campaign.send_final_report(store, reference, settings, env, now)
@@ -73,6 +76,8 @@ def test_reminders_digest_and_final_report_on_a_controlled_clock(tmp_path, smtp_
     digests = by_kind["digest"]
     assert len(digests) == 13 * len(STAFF)  # one a day, 10/02 … 22/02
     assert {m["To"] for m in digests} == set(STAFF)
+    assert digests[0]["Subject"] == ("Tổng hợp tiếp nhận danh sách Chi đoàn kiểu mẫu ngày "
+                                     "10/02/2021")  # local date as people write it
     text = digests[0].get_body(("plain",)).get_content()
     assert "Huyện đoàn Châu Thành: Đã tiếp nhận" in text
     [attachment] = list(digests[0].iter_attachments())
@@ -80,6 +85,56 @@ def test_reminders_digest_and_final_report_on_a_controlled_clock(tmp_path, smtp_
     finals = by_kind["final-report"]
     assert len(finals) == len(STAFF)
     assert all(datetime.strptime(m["Date"][5:16], "%d %b %Y").day == 20 for m in finals)
+
+
+def test_final_report_waits_for_a_cycle_past_the_deadline_and_follows_late_lists(
+        tmp_path, smtp_sink, reference):
+    """The report is not sent from the state before the deadline (a restart, the inbox not
+    yet read), and a late list that changes the figures brings an update, once."""
+    settings = campaign_settings(tmp_path, smtp_sink.port)
+    deadline = settings.campaign.deadline
+    ct, tpbt = reference.units["CT"], reference.units["TPBT"]
+    file_offline(settings, [(unit_mail(ct.emails[0], "ban@example.org", "DS", attachments=[
+        ("ds.xlsx", form(settings, reference, ct, eligible_rows(settings, reference, ct)))]),
+        deadline - timedelta(days=3))])
+    pipeline = Pipeline(settings)
+    store, env = pipeline.store, pipeline.templates
+
+    def report(at: datetime, cycle: bool) -> int:
+        with time_machine.travel(at, tick=False):
+            if cycle:
+                store.event("cycle")
+            count = campaign.send_final_report(store, reference, settings, env, at)
+            smtp.deliver(store, settings)
+        return count
+
+    with time_machine.travel(deadline - timedelta(hours=1), tick=False):
+        store.event("cycle")  # the last cycle before the deadline (then a restart)
+    assert report(deadline + timedelta(minutes=1), cycle=False) == 0
+    assert report(deadline + timedelta(minutes=5), cycle=True) == len(STAFF)
+    assert report(deadline + timedelta(hours=1), cycle=True) == 0  # nothing changed
+    first = smtp_sink.messages[-1]
+    text = first.get_body(("plain",)).get_content()
+    assert first["Subject"] == "Báo cáo kết quả đăng ký Chi đoàn kiểu mẫu năm 2021"
+    assert "Thành đoàn Bến Tre: Chưa gửi" in text and "cập nhật (lần" not in text
+    store.close()
+
+    late = deadline + timedelta(days=1)
+    file_offline(settings, [(unit_mail(tpbt.emails[0], "ban@example.org", "DS trễ", attachments=[
+        ("ds.xlsx", form(settings, reference, tpbt, eligible_rows(settings, reference, tpbt)))]),
+        late)], first_uid=2)
+    store = open_store(settings.paths.data_dir)
+    assert report(late + timedelta(minutes=5), cycle=True) == len(STAFF)
+    assert report(late + timedelta(hours=2), cycle=True) == 0
+    store.close()
+    update = smtp_sink.messages[-1]
+    text = update.get_body(("plain",)).get_content()
+    assert update["Subject"] == ("Báo cáo cập nhật (lần 1) kết quả đăng ký Chi đoàn kiểu mẫu "
+                                 "năm 2021")
+    assert "báo cáo cập nhật (lần 1)" in text
+    assert "Thành đoàn Bến Tre: Đã tiếp nhận" in text and "trễ hạn" in text
+    finals = [m for m in smtp_sink.messages if m["X-Intake-Kind"] == "final-report"]
+    assert len(finals) == 2 * len(STAFF)
 
 
 def test_watchdog_alerts_once_per_silence(tmp_path, smtp_sink):
@@ -147,6 +202,13 @@ def test_run_as_a_daemon(tmp_path, dovecot, smtp_sink, reference, poll_minutes, 
         daemon.send_signal(signal.SIGTERM)
         assert daemon.wait(10) == 0
         assert time.monotonic() - started < 5
+        # Without -v, the journal has a line for the message and for each job, in the
+        # board's time zone, and none of the scheduler's own chatter.
+        journal = daemon.stderr.read() if daemon.stderr else ""
+        assert f"INFO intake configuration {config.resolve()}" in journal
+        assert "INFO intake.filing filed uid=1 status=accepted unit=CT" in journal
+        assert "INFO intake.schedule cycle done" in journal
+        assert "+07:00 INFO" in journal and "apscheduler" not in journal
     finally:
         if daemon.poll() is None:
             daemon.kill()

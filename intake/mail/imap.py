@@ -102,6 +102,23 @@ def _client_factory(settings: MailboxSettings, sockets: list):
     return make
 
 
+CERTIFICATE_HINT = ("check [{section}] host; a server with a private certificate authority "
+                    "needs [{section}] ca_file = the authority's PEM file (see config/intake.toml)")
+
+
+def login_hint(settings: MailboxSettings) -> str:
+    """What to check when the server says no: for Gmail, almost always the password kind."""
+    if settings.auth == "xoauth2":
+        return ("check [oauth] client_id and the refresh token "
+                f"(${settings.password_env} or the [oauth] *_env variables)")
+    gmail = settings.host.endswith(("gmail.com", "googlemail.com"))
+    if gmail:
+        return (f"Gmail takes an app password, not the account's password: turn on 2-Step "
+                f"Verification, create one (Google Account → Security → App passwords) and "
+                f"put it in ${settings.password_env}; check [mailbox] username")
+    return f"check [mailbox] username and the password in ${settings.password_env}"
+
+
 @contextmanager
 def connect(settings: MailboxSettings, password: str | None) -> Iterator[MailBox]:
     """A logged-in mailbox; the password never appears in errors or logs."""
@@ -120,7 +137,11 @@ def connect(settings: MailboxSettings, password: str | None) -> Iterator[MailBox
                 box.login(settings.username, password, initial_folder=None)
     except MailboxLoginError as exc:
         raise MailboxError(f"IMAP login refused for {settings.username} at {settings.host}: "
-                           f"{_answer(exc)}") from None
+                           f"{_answer(exc)}", hint=login_hint(settings)) from None
+    except ssl.SSLCertVerificationError as exc:
+        raise MailboxError(f"the certificate of IMAP server {settings.host}:{settings.port} is "
+                           f"not trusted: {exc.verify_message or exc}",
+                           hint=CERTIFICATE_HINT.format(section="mailbox")) from None
     except SERVER_ERRORS as exc:
         raise MailboxError(f"cannot reach IMAP server {settings.host}:{settings.port} "
                            f"({settings.security}): {exc}") from None

@@ -41,6 +41,7 @@ from sqlite3 import Row
 
 from ..config import Settings
 from ..errors import MailboxError
+from ..labels import OUTBOX_LABELS, kind_label
 from ..store import Store, now_iso
 from .deadline import Deadline, DeadlineExceeded
 from .envelope import BLOCKED_LOCAL_PARTS
@@ -75,9 +76,6 @@ LOGIN_CODES = frozenset({530, 534, 535})  # authentication required / too weak /
 CLOSING_CODE = 421  # the server is closing the connection: it, not the reply, is unwell
 TOO_BIG_CODE = 552
 
-STATE_LABELS = {"queued": "chờ gửi", "sending": "đang gửi", "sent": "đã gửi",
-                "dry-run": "đã ghi ra tệp (chạy thử)", "failed": "gửi lỗi",
-                "bounced": "bị trả lại", "suppressed": "không gửi (địa chỉ tự động)"}
 SERVER_PROBLEMS = {
     "login": "máy chủ gửi thư {server} từ chối đăng nhập ({error}). Các thư trả lời vẫn "
              "được giữ trong hộp thư đi và sẽ tự động được gửi khi đăng nhập được; đề nghị "
@@ -597,14 +595,14 @@ def requeue(store: Store, ids: list[int] | None = None, *, all_failed: bool = Fa
 
 def status_lines(store: Store) -> list[str]:
     """The outbox for ``intake status``, in Vietnamese for staff."""
-    from ..replies import local_time
+    from ..replies import short_time
 
     def when(value: str | None) -> str:
-        return local_time(datetime.fromisoformat(value)) if value else ""
+        return short_time(value) if value else ""
 
     counts = {r[0]: r[1] for r in store.query("SELECT state, COUNT(*) FROM outbox GROUP BY state")}
-    order = [*STATE_LABELS, *sorted(set(counts) - set(STATE_LABELS))]
-    summary = ", ".join(f"{counts[state]} {STATE_LABELS.get(state, state)}"
+    order = [*OUTBOX_LABELS, *sorted(set(counts) - set(OUTBOX_LABELS))]
+    summary = ", ".join(f"{counts[state]} {OUTBOX_LABELS.get(state, state)}"
                         for state in order if state in counts)
     lines = [f"Hộp thư đi: {summary or 'trống'}."]
     oldest, upcoming = store.one("SELECT MIN(created_at), MIN(next_attempt_at) FROM outbox"
@@ -616,16 +614,16 @@ def status_lines(store: Store) -> list[str]:
                      " WHERE state IN ('queued','sending') AND last_error != ''"
                      " ORDER BY last_attempt_at DESC, id DESC LIMIT 1")
     if last:
-        lines.append(f"Lỗi gần nhất (thư số {last['id']}, {last['kind']} → "
+        lines.append(f"Lỗi gần nhất (thư số {last['id']}, {kind_label(last['kind'])} → "
                      f"{last['recipient']}, {when(last['last_attempt_at'])}): "
                      f"{last['last_error']}")
     incident = open_incident(store)
     if incident:
         label = SERVER_KIND_LABELS.get(incident.kind, incident.kind)
         lines.append(
-            f"Máy chủ gửi thư đang gặp sự cố ({label}) từ {local_time(incident.started_at)}, "
+            f"Máy chủ gửi thư đang gặp sự cố ({label}) từ {short_time(incident.started_at)}, "
             f"{incident.failures} lần thử không được: {incident.error}. Thư vẫn được giữ lại; "
-            f"lần thử tiếp theo: {local_time(incident.retry_at)}.")
+            f"lần thử tiếp theo: {short_time(incident.retry_at)}.")
     return lines
 
 

@@ -307,22 +307,81 @@ def registered_hamlets(results: list[RowResult]) -> set[tuple[str, str]]:
     return {(r.cell.commune_code, r.cell.key) for r in results if r.cell and r.valid}
 
 
+def _attempted_hamlets(attempted: Iterable[RowResult], unit: Unit, reference: Reference
+                       ) -> dict[tuple[str, str], list[RowResult]]:
+    """(commune code, hamlet key) -> the rows with errors that name that hamlet.
+
+    A row whose commune was misspelt still names its hamlet in the party-cell (or branch)
+    column: it is matched within the unit's titled communes, by the commune the sender
+    probably meant when the hamlet name occurs in more than one.
+    """
+    titled = reference.titled_communes(unit.code)
+    out: dict[tuple[str, str], list[RowResult]] = {}
+    for result in attempted:
+        if result.valid:
+            continue
+        cell = result.cell
+        if cell is None:
+            texts = [result.row.text("party_cell"), result.row.text("branch")]
+            communes = [result.commune] if result.commune else titled
+            found = [(c, c.cell(t)) for c in communes for t in texts if t and c.cell(t)]
+            if len({c.code for c, _ in found}) > 1:  # "Ấp 1" in several: the closest commune
+                meant = suggest(result.row.text("commune"), [c.name for c, _ in found])
+                found = [(c, p) for c, p in found if c.name in meant[:1]]
+            cell = found[0][1] if found else None
+        if cell is not None:
+            out.setdefault((cell.commune_code, cell.key), []).append(result)
+    return out
+
+
+def _rows_text(results: list[RowResult]) -> str:
+    numbers = sorted({r.row.number for r in results})
+    return ("dòng " if len(numbers) == 1 else "các dòng ") + ", ".join(map(str, numbers))
+
+
 def check_coverage(registered: set[tuple[str, str]], unit: Unit, reference: Reference,
-                   file: str = "") -> list[Finding]:
-    """Every hamlet of an NTM/ĐTVM commune must be registered (SPEC §1 rule 3)."""
+                   file: str = "", attempted: Iterable[RowResult] = ()) -> list[Finding]:
+    """Every hamlet of an NTM/ĐTVM commune must be registered (SPEC §1 rule 3).
+
+    ``attempted`` are the rows of the submission being answered. A hamlet that is in
+    them with an error is "cần sửa" (fixing the row completes the commune), never "còn
+    thiếu", and the suggestion says what the unit has to send: a unit told to add a row
+    it already sent would send it twice.
+    """
+    attempted = list(attempted)
+    tried = _attempted_hamlets(attempted, unit, reference)
+    # Rows to fix (or nothing read at all): the whole list goes again, corrected, and the
+    # missing hamlets go in it; otherwise a "bổ sung" with only them is enough.
+    resend = not attempted or any(not r.valid for r in attempted)
     out = []
     for commune in reference.titled_communes(unit.code):
-        missing = sorted((c.hamlet for c in commune.cells
-                          if (commune.code, c.key) not in registered), key=vietnamese_sort_key)
-        if not missing:
+        absent = [c for c in commune.cells if (commune.code, c.key) not in registered]
+        if not absent:
             continue
+        to_fix = [c for c in absent if (commune.code, c.key) in tried]
+        missing = sorted((c.hamlet for c in absent if c not in to_fix), key=vietnamese_sort_key)
         total = len(commune.cells)
-        out.append(finding(
-            "COVERAGE_INCOMPLETE",
-            f"{commune.name} đạt chuẩn {commune.title}, phải đăng ký 100% Chi đoàn ấp, khu phố; "
-            f"mới có {total - len(missing)}/{total} hợp lệ. Còn thiếu: {', '.join(missing)}.",
-            file=file, field="commune", value=commune.name,
-            suggestion="Bổ sung các Chi đoàn còn thiếu (gửi email có chữ “bổ sung” trong tiêu đề)."))
+        message = (f"{commune.name} đạt chuẩn {commune.title}, phải đăng ký 100% Chi đoàn ấp, "
+                   f"khu phố; mới có {total - len(absent)}/{total} hợp lệ.")
+        if to_fix:
+            fix = sorted(to_fix, key=lambda c: vietnamese_sort_key(c.hamlet))
+            message += " Cần sửa: " + ", ".join(
+                f"{c.hamlet} ({_rows_text(tried[(commune.code, c.key)])})" for c in fix) + "."
+        if missing:
+            message += f" Còn thiếu: {', '.join(missing)}."
+        if not missing:
+            rows = [r for c in to_fix for r in tried[(commune.code, c.key)]]
+            suggestion = (f"Sau khi sửa {_rows_text(rows)}, {commune.name} đủ 100%; không cần "
+                          "thêm Chi đoàn.")
+        elif resend:
+            suggestion = ("Thêm Chi đoàn của các ấp, khu phố còn thiếu vào danh sách khi gửi "
+                          "lại toàn bộ danh sách đã sửa.")
+        else:
+            suggestion = ("Gửi bổ sung Chi đoàn của các ấp, khu phố còn thiếu: thư có chữ "
+                          "“bổ sung” trong tiêu đề, tệp chỉ gồm các Chi đoàn này (các Chi đoàn "
+                          "đã gửi được giữ nguyên).")
+        out.append(finding("COVERAGE_INCOMPLETE", message, file=file, field="commune",
+                           value=commune.name, suggestion=suggestion))
     return out
 
 

@@ -140,5 +140,6 @@ def check_files(files: list[tuple[str, bytes]], reference: Reference, settings: 
     result = Report(reports, unit)
     check_duplicates(result.results)
     if coverage and unit is not None and result.results:
-        result.coverage = check_coverage(registered_hamlets(result.results), unit, reference, reports[0].file)
+        result.coverage = check_coverage(registered_hamlets(result.results), unit, reference,
+                                         reports[0].file, attempted=result.results)
     return result
