@@ -71,11 +71,14 @@ class Decider:
         """A command from staff (SPEC §10), or a command-like message from anyone else,
         which is held: only a staff address that passes the sender check may command."""
         command = staff.parse_command(env.first_line, set(self.reference.units))
-        if command is None:
-            return None
         settings = self.settings
         genuine = not settings.rules.require_sender_auth or env.auth == "pass"
-        if env.sender in {a.lower() for a in settings.rules.staff} and genuine:
+        from_staff = env.sender in {a.lower() for a in settings.rules.staff} and genuine
+        if command is None:
+            if from_staff:  # a colleague's mail is not a unit's list: no unit-facing reply
+                return Outcome(Status.IGNORED, detail="thư của cán bộ Ban, không có lệnh")
+            return None
+        if from_staff:
             return Outcome(Status.STAFF_COMMAND, detail=env.first_line[:200], command=command,
                            reply_kind="staff-command")
         if command.verb == "unknown":
@@ -95,22 +98,23 @@ class Decider:
         if trusted_unit is None and (command := self._staff_command(env)) is not None:
             return command
         unit = trusted_unit or self.unit_for(env.sender)
+        files, ignored = extract(message, settings.limits.max_attachments)
+        attachments = [(f.name, f.data) for f in files]
         if unit is None:
             # Answer only a sender who is real: a reply to a forged From is backscatter.
             genuine = not settings.rules.require_sender_auth or env.auth == "pass"
             return Outcome(Status.UNKNOWN_SENDER, detail=f"địa chỉ {env.sender or '(trống)'} chưa đăng ký",
                            reply_kind="unknown-sender" if env.sender and genuine else "",
-                           reply_context=context)
+                           reply_context=context, attachments=attachments)
         context["unit_name"] = unit.name
         if trusted_unit is None and settings.rules.require_sender_auth and env.auth != "pass":
-            return Outcome(Status.HELD, unit, detail="không xác thực được người gửi "
-                           f"(Authentication-Results của {settings.rules.authserv_id}: {env.auth})")
+            return Outcome(Status.HELD, unit, attachments=attachments, detail=(
+                "không xác thực được người gửi: có thể là thư giả mạo địa chỉ của đơn vị "
+                f"(Authentication-Results của {settings.rules.authserv_id}: {env.auth})"))
         late = received >= settings.campaign.deadline
         if late and settings.campaign.late_policy == "reject":
             return Outcome(Status.REJECTED_LATE, unit, late=True, reply_kind="rejected-late",
                            reply_context=context, detail="gửi sau hạn chót")
-        files, ignored = extract(message, settings.limits.max_attachments)
-        attachments = [(f.name, f.data) for f in files]
         if not attachments:
             context["ignored"] = ignored
             return Outcome(Status.NO_ATTACHMENT, unit, late=late, reply_kind="no-attachment",

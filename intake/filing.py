@@ -80,6 +80,10 @@ class Filer:
                         current["stage"] if release is not None else Stage.FILED, row["id"]))
             if outcome.reply_kind or outcome.report is not None:
                 self.queue_reply(row, outcome, env)
+            if outcome.report is not None and outcome.unit is not None:
+                from .recheck import remember_told
+
+                remember_told(db, self.store, outcome.unit.code)
         log.info("filed uid=%s status=%s unit=%s", row["uid"], outcome.status,
                  outcome.unit.code if outcome.unit else "-")
         return True

@@ -34,6 +34,7 @@ KIND_LABELS = {
     "alert": "thư cảnh báo",
     "waiting": "thư báo cán bộ: thư chờ xem xét",
     "staff-command": "thư trả lời lệnh của cán bộ",
+    "reference-changed": "thư báo cán bộ: danh sách tham chiếu thay đổi",
 }
 LEVELS = {"provincial": "Cấp tỉnh", "district": "Cấp huyện"}
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from .mail.envelope import envelope, parse
@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 REFERENCE_FILES = ("units.csv", "communes.csv", "party_cells.csv")
 REFERENCE_KEY = "reference_sha256"
+TOLD_KEY = "told:"  # meta key prefix: the fingerprint of what each unit was last told
 
 
 @dataclass
@@ -50,7 +51,7 @@ class UnitChange:
     @property
     def changed(self) -> bool:
         return bool(self.status_before != self.status_after or self.now_valid or
-                    self.now_wrong or self.gone or self.new)
+                    self.now_wrong or self.gone or self.new or self.notified)
 
     def lines(self) -> list[str]:
         from .labels import STATUS_LABELS
@@ -104,6 +105,29 @@ def _snapshot(pipeline: Pipeline, unit_code: str) -> tuple[str, dict[str, bool],
     return (last["status"] if last else ""), rows, findings
 
 
+def fingerprint(store, unit_code: str) -> str:
+    """What a unit's result is, as far as a reply tells it: its status and its errors."""
+    last = store.one("SELECT status FROM submissions WHERE unit_code=? ORDER BY received_at DESC,"
+                     " id DESC LIMIT 1", (unit_code,))
+    errors = sorted(f"{r['code']}|{r['message']}" for r in store.query(
+        "SELECT code, message FROM findings WHERE unit_code=? AND current=1 AND level='error'",
+        (unit_code,)))
+    text = "\n".join([last["status"] if last else "", *errors])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def remember_told(db, store, unit_code: str) -> None:
+    """The unit has just been answered with its current result (in the caller's
+    transaction): a later recheck answers it again only when that result changes."""
+    db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?,?)",
+                (f"{TOLD_KEY}{unit_code}", fingerprint(store, unit_code)))
+
+
+def _told(store, unit_code: str) -> str | None:
+    row = store.one("SELECT value FROM meta WHERE key=?", (f"{TOLD_KEY}{unit_code}",))
+    return row["value"] if row else None
+
+
 def _chain(pipeline: Pipeline, unit_code: str) -> list:
     """The unit's current submissions: its last full list and the additions after it."""
     subs = pipeline.store.query(
@@ -132,6 +156,9 @@ def recheck(pipeline: Pipeline, *, unit_code: str | None = None, notify: bool = 
         if not chain:
             continue
         status_before, rows_before, findings_before = _snapshot(pipeline, unit.code)
+        # What the unit was last told (not merely the store before this run: an automatic
+        # recheck after a reference change updates the store without telling anyone).
+        told = _told(pipeline.store, unit.code) or fingerprint(pipeline.store, unit.code)
         reports = [(sub, _report(pipeline, sub, unit)) for sub in chain]
         with pipeline.store.transaction() as db:
             coverage: list = []
@@ -150,12 +177,13 @@ def recheck(pipeline: Pipeline, *, unit_code: str | None = None, notify: bool = 
                                  if not v and rows_before.get(k) is True),
                 gone=sorted(findings_before - findings_after),
                 new=sorted(findings_after - findings_before))
-            if change.changed:
+            if notify and fingerprint(pipeline.store, unit.code) != told:
+                _notify(pipeline, chain[-1], reports[-1][1], coverage, unit, status_after)
+                remember_told(db, pipeline.store, unit.code)
+                change.notified = True
+            if change.changed or change.notified:
                 record(db, actor, "recheck", None, unit.code,
                        detail="; ".join(change.lines())[:2000])
-                if notify:
-                    _notify(pipeline, chain[-1], reports[-1][1], coverage, unit, status_after)
-                    change.notified = True
         changes.append(change)
     if unit_code is None:  # every unit now agrees with today's lists: remember them
         with pipeline.store.transaction() as db:
@@ -197,6 +225,23 @@ def reference_digest(pipeline: Pipeline) -> str:
     return digest.hexdigest()
 
 
+def _tell_staff(pipeline: Pipeline, result: RecheckResult, key: str) -> None:
+    """Once per change of the lists: what the recheck changed, and how to tell the units."""
+    from .mail import smtp
+    from .replies import notice
+
+    store = pipeline.store
+    if store.one("SELECT 1 FROM events WHERE kind=?", (key,)):
+        return
+    with store.transaction():
+        for address in pipeline.settings.rules.staff:
+            message = notice(pipeline.settings, pipeline.templates, "reference-changed",
+                             {"lines": result.lines()}, to=address,
+                             subject="Danh sách tham chiếu đã thay đổi: kết quả kiểm tra lại")
+            smtp.queue(store, None, "reference-changed", message)
+        store.event(key)
+
+
 def notice_reference_change(pipeline: Pipeline) -> RecheckResult | None:
     """At each cycle: when the reference lists changed since the last one, recheck every
     unit (without answering units) and tell staff what changed. The caller holds the lock."""
@@ -209,14 +254,7 @@ def notice_reference_change(pipeline: Pipeline) -> RecheckResult | None:
     if row is not None:
         result = recheck(pipeline, notify=False, actor="hệ thống (danh sách tham chiếu thay đổi)")
         if result.changed:
-            from . import campaign
-
-            campaign.alert(store, pipeline.settings, pipeline.templates, datetime.now(UTC),
-                           "danh sách tham chiếu (units.csv, communes.csv, party_cells.csv) đã "
-                           "thay đổi; hệ thống đã kiểm tra lại các danh sách đã nhận. "
-                           + " ".join(result.lines())
-                           + " Để gửi kết quả mới cho các đơn vị, trả lời: KIỂM TRA LẠI.",
-                           f"alert:reference:{digest[:16]}")
+            _tell_staff(pipeline, result, f"reference-changed:{digest[:16]}")
     with store.transaction() as db:
         db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?,?)", (REFERENCE_KEY, digest))
     return result

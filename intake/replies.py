@@ -22,7 +22,8 @@ from .findings import Finding
 from .text import nfc
 
 KINDS = ("accepted", "needs-correction", "no-attachment", "unknown-sender", "rejected-late",
-         "reminder", "digest", "final-report", "alert", "waiting", "staff-command")
+         "reminder", "digest", "final-report", "alert", "waiting", "staff-command",
+         "reference-changed")
 _RE_PREFIX = re.compile(r"^\s*((re|fw|fwd|tl|trả lời|tr)\s*:\s*)+", re.IGNORECASE)
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 

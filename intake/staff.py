@@ -19,6 +19,7 @@ import hashlib
 import hmac
 import logging
 import os
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -210,17 +211,28 @@ def release(pipeline: Pipeline, ident: str, *, unit_code: str | None = None, not
     if not row["archive"]:
         raise StaffError(f"thư mã {row['token']} quá lớn nên chưa được tải về; không thể ghi "
                          "nhận tự động, đề nghị chuyển tiếp tệp đính kèm")
-    unit = None
+    own = pipeline.unit_for(row["sender"])
+    unit = own
     if unit_code:
         unit = pipeline.reference.units.get(unit_code.upper())
         if unit is None:
             raise StaffError(f"không có đơn vị mã {unit_code!r} (các mã: "
                              f"{', '.join(sorted(pipeline.reference.units))})")
-    else:
-        unit = pipeline.unit_for(row["sender"])
-        if unit is None:
-            raise StaffError(f"địa chỉ {row['sender']} chưa thuộc đơn vị nào: ghi rõ mã đơn vị "
-                             "(DUYỆT <mã thư> <MÃ ĐƠN VỊ>, hoặc intake release … --unit MÃ)")
+        if own is not None and own.code != unit.code:  # a typo must not replace a list
+            raise StaffError(f"địa chỉ {row['sender']} là của {own.name}, không phải "
+                             f"{unit.name}: bỏ mã đơn vị đi (DUYỆT {row['token']})")
+    elif unit is None:
+        raise StaffError(f"địa chỉ {row['sender']} chưa thuộc đơn vị nào: ghi rõ mã đơn vị "
+                         f"(DUYỆT {row['token']} <MÃ ĐƠN VỊ>, hoặc intake release … --unit MÃ)")
+    newer = pipeline.store.one(
+        "SELECT received_at FROM submissions WHERE unit_code=? AND addition=0 AND received_at > ?"
+        " ORDER BY received_at DESC LIMIT 1", (unit.code, row["received_at"]))
+    if newer is not None:  # the older list must not replace what the unit sent since
+        raise StaffError(
+            f"{unit.name} đã gửi danh sách mới hơn (nhận lúc "
+            f"{local_time(datetime.fromisoformat(newer['received_at']))}); thư mã {row['token']} "
+            "cũ hơn nên không thay thế danh sách đó. Nếu không cần nữa: TỪ CHỐI "
+            f"{row['token']}")
     raw = (pipeline.settings.paths.data_dir / row["archive"]).read_bytes()
     outcome = pipeline.decide(raw, datetime.fromisoformat(row["received_at"]), trusted_unit=unit)
     pipeline.file(row, outcome, release={"actor": actor, "note": note})
@@ -258,9 +270,14 @@ def assign(pipeline: Pipeline, address: str, unit_code: str, *, actor: str) -> l
                    " actor=excluded.actor, at=excluded.at", (address, unit.code, actor, now_iso()))
         record(db, actor, "assign", None, unit.code, detail=address)
     done = [f"Đã thêm địa chỉ {address} cho {unit.name}."]
+    # Only what waited because the address was unknown: a message held because the sender
+    # check failed may be forged, and stays for its own decision.
     for item in waiting(pipeline):
-        if item.sender == address:
-            done.append(release(pipeline, str(item.id), unit_code=unit.code, actor=actor))
+        if item.sender == address and item.status == Status.UNKNOWN_SENDER:
+            try:
+                done.append(release(pipeline, str(item.id), unit_code=unit.code, actor=actor))
+            except StaffError as exc:
+                done.append(f"Thư mã {item.token}: {exc}.")
     return done
 
 
@@ -292,6 +309,12 @@ def accept(pipeline: Pipeline, unit_code: str, hamlet: str, code: str, *, note: 
         names = ", ".join(sorted({r["commune"] for r in rows}))
         raise StaffError(f"“{hamlet}” có ở nhiều xã ({names}): ghi thêm --commune")
     target = rows[0]
+    has = pipeline.store.one(
+        "SELECT 1 FROM findings f JOIN rows r ON r.id = f.row WHERE r.unit_code=? AND"
+        " r.current=1 AND r.commune_code=? AND r.hamlet_key=? AND f.code=? AND f.current=1",
+        (unit.code, target["commune_code"], target["hamlet_key"], code))
+    if has is None:
+        raise StaffError(f"dòng {target['party_cell']} ({target['commune']}) không có lỗi {code}")
     with pipeline.store.transaction() as db:
         db.execute(
             "INSERT INTO acceptances(unit_code, commune_code, hamlet_key, code, hamlet, note,"
@@ -320,9 +343,15 @@ def relocate(pipeline: Pipeline, box: MailBox) -> int:
     imap.select(box, settings.mailbox.review_folder)
     moved = 0
     for row in rows:
-        uids = imap.search_message_id(box, row["message_id"]) if row["message_id"] else []
-        for uid in uids:
-            imap.move(box, uid, row["relocate"])
+        try:
+            uids = imap.search_message_id(box, row["message_id"]) if row["message_id"] else []
+            for uid in uids:
+                imap.move(box, uid, row["relocate"])
+        except MailboxError:
+            raise  # the connection: the next cycle tries again
+        except Exception:  # this one message: leave it in review, never stall the others
+            log.exception("could not move released message %s out of review", row["id"])
+            uids = []
         with pipeline.store.transaction() as db:
             db.execute("UPDATE messages SET relocate='' WHERE id=?", (row["id"],))
         moved += len(uids)
@@ -359,26 +388,30 @@ class Command:
     line: str = ""
 
 
-def _words(line: str) -> list[str]:
-    return strip_diacritics(line).casefold().replace(":", " ").split()
+_SEPARATORS = re.compile(r"[\s:;,.!?\"“”'’()\[\]]+")
 
 
 def parse_command(line: str, unit_codes: set[str]) -> Command | None:
     """The command a first body line gives, matched without case or diacritics.
 
     None when the line does not begin with a command word at all (then the message is
-    not a command); ``unknown`` when it looks like one but cannot be understood.
+    not a command); ``unknown`` when it looks like one but cannot be understood. Words
+    are split at spaces and punctuation alike ("DUYỆT:K7QM-2XDH", "Duyệt."), the same
+    way for the command words and for what follows them.
     """
-    words = _words(line)
-    original = line.split()
+    original = [w for w in _SEPARATORS.split(line) if w]
+    words = [strip_diacritics(w).casefold() for w in original]
     if not words:
         return None
     for prefix, verb in COMMAND_WORDS.items():
         if tuple(words[:len(prefix)]) != prefix:
             continue
         args = original[len(prefix):]
-        token = args[0] if args and looks_like_token(args[0]) else ""
-        rest = args[1:] if token else args
+        token, rest = "", args
+        if args and looks_like_token(args[0]):
+            token, rest = args[0], args[1:]
+        elif len(args) >= 2 and looks_like_token(args[0] + args[1]):  # "K7QM 2XDH"
+            token, rest = args[0] + args[1], args[2:]
         if verb == "release":
             code = rest[0].upper() if rest and rest[0].upper() in unit_codes else ""
             if rest and not code:

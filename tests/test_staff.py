@@ -297,3 +297,133 @@ def test_digest_lists_what_waits_by_sender_subject_and_time_until_settled(
     code, _out, err = cli(capsys, config, "reject", token, "--note", "giả mạo")
     assert code == 0, err
     assert f"mã {token}" not in digest(13)
+
+
+# -- found by trying to break it (review of issues 10 and 12) -----------------------------
+
+
+def test_recheck_by_email_after_the_automatic_one_still_answers_the_unit(desk, dovecot,
+                                                                         smtp_sink, reference):
+    """The cycle rechecks a changed reference at once without telling units; the staff's
+    KIỂM TRA LẠI afterwards must still answer the unit whose result changed."""
+    user, settings, _config = desk
+    cells = Path(settings.paths.reference_dir) / "party_cells.csv"
+    original = cells.read_text(encoding="utf-8")
+    cells.write_text(original.replace(
+        "CL,28870,Thị trấn Chợ Lách,Khu phố 1,Chi bộ khu phố 1,,2021",
+        "CL,28870,Thị trấn Chợ Lách,Khu phố 1,Chi bộ khu phố 1,,"), encoding="utf-8")
+    dovecot.deliver(user, full_list(settings, reference, "CL", user),
+                    full_list(settings, reference, "TPBT", user))
+    poll(settings)
+    cells.write_text(original, encoding="utf-8")
+    poll(settings)  # noticed: rechecked, staff told, units not yet
+    [told] = [m for m in sent(smtp_sink, to=STAFF) if "tham chiếu" in str(m["Subject"])]
+    assert "KIỂM TRA LẠI" in told.get_body(("plain",)).get_content()
+    assert len(sent(smtp_sink, to=reference.units["CL"].emails[0])) == 1
+    dovecot.deliver(user, staff_mail(user, "KIỂM TRA LẠI", headers={
+        "In-Reply-To": told["Message-ID"]}))
+    poll(settings)
+    to_cl = sent(smtp_sink, to=reference.units["CL"].emails[0])
+    assert [m["X-Intake-Status"] for m in to_cl] == ["needs-correction", "accepted"]
+    assert len(sent(smtp_sink, to=reference.units["TPBT"].emails[0])) == 1  # unchanged: nothing
+    answer = sent(smtp_sink, "staff-command")[-1].get_body(("plain",)).get_content()
+    assert "Huyện đoàn Chợ Lách" in answer and "đã gửi thư trả lời mới" in answer
+
+
+def test_an_older_held_list_does_not_replace_a_newer_accepted_one(desk, dovecot, smtp_sink,
+                                                                  reference, capsys):
+    from datetime import datetime
+
+    from intake.config import TZ
+
+    user, settings, config = desk
+    unit = reference.units["CL"]
+    rows = eligible_rows(settings, reference, unit)
+    old = unit_mail(unit.emails[0], user, "DS cũ", auth="fail", attachments=[
+        ("ds.xlsx", form(settings, reference, unit, rows[:1]))])
+    dovecot.deliver(user, old, when=datetime(2021, 2, 10, 9, 0, tzinfo=TZ))
+    dovecot.deliver(user, full_list(settings, reference, "CL", user),
+                    when=datetime(2021, 2, 12, 9, 0, tzinfo=TZ))
+    poll(settings)
+    token = row_of(settings, "status='held'")["token"]
+    code, _out, err = cli(capsys, config, "release", token)
+    assert code == 2 and "danh sách mới hơn" in err and "12/02/2021" in err
+    book = load_workbook(settings.paths.workbook)
+    assert len(list(book["Danh sách"].iter_rows(min_row=2))) == len(rows)
+    assert sent(smtp_sink, "needs-correction") == []
+
+
+def test_a_unit_code_that_contradicts_the_sender_is_refused(desk, dovecot, smtp_sink,
+                                                            reference):
+    user, settings, _config = desk
+    dovecot.deliver(user, full_list(settings, reference, "CT", user),
+                    full_list(settings, reference, "CL", user, auth="fail"))
+    poll(settings)
+    token = row_of(settings, "status='held'")["token"]
+    dovecot.deliver(user, staff_mail(user, f"DUYỆT {token} CT"))  # a typo: CL's list
+    poll(settings)
+    answer = sent(smtp_sink, "staff-command")[-1].get_body(("plain",)).get_content()
+    assert "là của Huyện đoàn Chợ Lách, không phải Huyện đoàn Châu Thành" in answer
+    assert row_of(settings, "token=?", (token,))["settled"] == ""
+    assert [m["To"] for m in sent(smtp_sink, "needs-correction")] == []
+
+
+def test_an_encoded_word_message_id_does_not_stall_later_cycles(desk, dovecot, smtp_sink,
+                                                                reference, capsys):
+    user, settings, config = desk
+    personal = "bithu@gmail.example"
+    import re
+
+    raw = full_list(settings, reference, "CT", user, sender=personal).as_bytes()
+    raw = re.sub(rb"(?m)^Message-ID: .*$",  # "<ệ@x.vn>" as an encoded word, ASCII on the wire
+                 b"Message-ID: =?utf-8?b?POG7h0B4LnZuPg==?=\r", raw, count=1)
+    dovecot.deliver(user, raw)
+    poll(settings)
+    assert row_of(settings, "1=1")["message_id"] == ""  # no usable Message-ID: none kept
+    code, _out, err = cli(capsys, config, "assign", personal, "CT")
+    assert code == 0, err
+    dovecot.deliver(user, full_list(settings, reference, "CL", user))
+    result = poll(settings)
+    assert result.errors == [] and result.statuses == {"accepted": 1}
+
+
+def test_staff_mail_is_read_as_staff_wrote_it(desk, dovecot, smtp_sink, reference):
+    user, settings, _config = desk
+    dovecot.deliver(user, full_list(settings, reference, "CL", user, auth="fail"),
+                    full_list(settings, reference, "BT", user, auth="fail"))
+    poll(settings)
+    alerts = sent(smtp_sink, to=STAFF)
+    first, second = (row_of(settings, "id=?", (n,))["token"] for n in (1, 2))
+    # A reply to the alert about the first message that names the second: the second.
+    reply = staff_mail(user, f"DUYỆT:{second}", headers={"In-Reply-To": alerts[0]["Message-ID"]})
+    # An HTML-only command, as some webmail clients send it.
+    html_only = staff_mail(user, "")
+    html_only.set_content(f"<html><head><title>x</title></head><body><div>&nbsp;</div>"
+                          f"<p>DUY&#7878;T&nbsp;{first}</p></body></html>", subtype="html")
+    dovecot.deliver(user, reply)
+    poll(settings)
+    assert row_of(settings, "token=?", (second,))["settled"] == "released"
+    assert row_of(settings, "token=?", (first,))["settled"] == ""
+    dovecot.deliver(user, html_only)
+    poll(settings)
+    assert row_of(settings, "token=?", (first,))["settled"] == "released"
+    # A colleague's ordinary mail is neither a command nor a unit's: no reply, no alert.
+    before = len(smtp_sink.messages)
+    dovecot.deliver(user, staff_mail(user, "Chiều nay họp lúc 14 giờ."))
+    poll(settings)
+    assert len(smtp_sink.messages) == before
+    # A command inside a forwarded message is not the forwarder's command.
+    forward = staff_mail(user, "")
+    forward.add_attachment(staff_mail(user, "KIỂM TRA LẠI", sender="ai@example.net"))
+    dovecot.deliver(user, forward)
+    poll(settings)
+    assert len(smtp_sink.messages) == before
+
+
+def test_alerts_name_the_attachments_of_what_waits(desk, dovecot, smtp_sink, reference):
+    user, settings, _config = desk
+    dovecot.deliver(user, full_list(settings, reference, "CL", user, auth="fail"),
+                    full_list(settings, reference, "CT", user, sender="la@example.net"))
+    poll(settings)
+    for alert in sent(smtp_sink, to=STAFF):
+        assert "ds.xlsx" in alert.get_body(("plain",)).get_content()

@@ -7,6 +7,7 @@ exception, because every message must end with a status (SPEC §4).
 from __future__ import annotations
 
 import email
+import html
 import re
 from dataclasses import dataclass, field
 from email import policy
@@ -169,7 +170,7 @@ def envelope(message: Message, own: set[str], authserv_id: str,
         sender = address(header(message, "Sender")) or address(header(message, "Return-Path"))
     references = re.findall(r"<[^>]+>", header(message, "References"))
     result = Envelope(
-        message_id=(re.findall(r"<[^>]+>", header(message, "Message-ID")) or [""])[0],
+        message_id=message_id(message),
         sender=sender,
         sender_display=raw_from,
         subject=header(message, "Subject"),
@@ -190,26 +191,56 @@ def envelope(message: Message, own: set[str], authserv_id: str,
 _TAG = re.compile(r"<[^>]*>")
 
 
+def _own_text_parts(message: Message, wanted: str):
+    """The message's own text parts of one type, never those inside an attached message
+    (a forwarded mail's words are not the forwarder's) nor named attachments."""
+    if message.get_content_maintype() == "multipart":
+        payload = message.get_payload()
+        for part in payload if isinstance(payload, list) else []:
+            if part.get_content_maintype() == "message":
+                continue
+            yield from _own_text_parts(part, wanted)
+    elif message.get_content_type() == wanted and not message.get_filename():
+        yield message
+
+
+def _html_text(text: str) -> str:
+    text = re.sub(r"(?is)<(style|script|head|title)\b[^>]*>.*?</\1\s*>", "", text)
+    text = re.sub(r"(?i)<br\s*/?>|</(p|div|li|tr|h\d)\s*>", "\n", text)
+    return html.unescape(_TAG.sub(" ", text))
+
+
 def first_body_line(message: Message) -> str:
-    """The first non-empty line the sender wrote (plain text, else HTML without tags).
+    """The first non-empty line the sender wrote (plain text, else HTML as text).
 
     Quoted text (">") and signatures come after it, so a command typed on top of a reply
     is found; nothing here may raise for a malformed body.
     """
     for wanted in ("text/plain", "text/html"):
-        for part in message.walk():
-            if part.get_content_type() != wanted or part.get_filename():
-                continue
+        for part in _own_text_parts(message, wanted):
             try:
-                text = part.get_content()
+                text = str(part.get_content())
             except Exception:
                 continue
             if wanted == "text/html":
-                text = _TAG.sub("\n", re.sub(r"(?is)<(style|script)[^>]*>.*?</\1>", "", text))
-            for line in str(text).splitlines():
-                line = clean(line)
+                text = _html_text(text)
+            for line in text.splitlines():
+                line = clean(line.replace("\xa0", " "))
                 if line and not line.startswith(">"):
                     return line[:300]
+    return ""
+
+
+def message_id(message: Message) -> str:
+    """The Message-ID as it stands in the header (ASCII, as servers search for it); an
+    encoded-word in place of one is no Message-ID (identity falls back to the content)."""
+    try:
+        for name, value in message.raw_items():
+            if name.lower() == "message-id":
+                found = re.findall(r"<[\x21-\x7e]+?>", str(value))
+                return found[0] if found else ""
+    except Exception:
+        return ""
     return ""
 
 

@@ -321,6 +321,8 @@ def search_message_id(box: MailBox, message_id: str) -> list[int]:
 
 
 def _search(box: MailBox, message_id: str) -> list[int]:
+    if not message_id.isascii():  # not a Message-ID a server can be asked for
+        return []
     quoted = message_id.replace("\\", "\\\\").replace('"', '\\"')
     data = _check(box.client.uid("SEARCH", "HEADER", "Message-ID", f'"{quoted}"'),
                   "UID SEARCH")
