@@ -249,10 +249,10 @@ def _staff_lines(console: Console, store, reference) -> None:
                       f"{unit.name if unit else row['unit_code']} ({row['actor']}, "
                       f"{short_time(row['at'])})", highlight=False)
     actions = store.query("SELECT * FROM actions ORDER BY id DESC LIMIT 10")
-    names = {"release": "duyệt", "reject": "từ chối", "assign": "thêm địa chỉ",
-             "recheck": "kiểm tra lại", "accept": "chấp nhận"}
+    from .labels import ACTION_LABELS
+
     for row in reversed(actions):
-        what = names.get(row["action"], row["action"])
+        what = ACTION_LABELS.get(row["action"], row["action"]).lower()
         detail = "; ".join(x for x in (row["detail"][:120], row["note"]) if x)
         console.print(f"Việc của Ban: {short_time(row['at'])} "
                       f"{row['actor']} {what} {row['unit_code'] or ''} {detail}".rstrip(),

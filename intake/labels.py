@@ -37,6 +37,10 @@ KIND_LABELS = {
     "reference-changed": "thư báo cán bộ: danh sách tham chiếu thay đổi",
 }
 LEVELS = {"provincial": "Cấp tỉnh", "district": "Cấp huyện"}
+ACTION_LABELS = {  # staff decisions (SPEC §10), as Nhật ký and intake status show them
+    "release": "Ban duyệt", "reject": "Ban từ chối", "assign": "Ban thêm địa chỉ gửi",
+    "recheck": "Ban kiểm tra lại", "accept": "Ban chấp nhận",
+}
 
 
 def status_label(status: str | None) -> str:

@@ -28,7 +28,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 from .archive import file_mode
 from .config import TZ, Settings
 from .findings import LEVEL_LABELS
-from .labels import LEVELS, kind_label, outbox_label, status_label
+from .labels import ACTION_LABELS, LEVELS, kind_label, outbox_label, status_label
 from .reference import Reference
 from .replies import short_time
 from .sheets.layout import (
@@ -377,15 +377,34 @@ def build(store: Store, reference: Reference, settings: Settings,
         replies.setdefault(o["message"], []).append(
             f"{outbox_label(o['state']).capitalize()}: {kind_label(o['kind'])}")
     late: Styles = {1: {"fill": _LATE_FILL, "number_format": _DATE}}
+    decided: dict[int, list[str]] = {}  # staff decisions on one message, beside it
+    entries: list[tuple[str, int, list[object], Styles | None]] = []
+    for a in store.query("SELECT * FROM actions ORDER BY id"):
+        label = ACTION_LABELS.get(a["action"], a["action"])
+        said = "; ".join(x for x in (a["detail"], a["note"]) if x)
+        if a["message"] is not None:
+            decided.setdefault(a["message"], []).append(
+                f"{label} ({a['actor']}, {short_time(a['at'])})" + (f": {a['note']}"
+                                                                    if a["note"] else ""))
+        else:  # a decision about a unit, at its own time among the messages
+            entries.append((a["at"], 1, [local(a["at"]), a["actor"], label,
+                                         names.get(a["unit_code"] or "", ""), "", said, "", ""],
+                            None))
     for m in store.query("SELECT * FROM messages WHERE duplicate_of IS NULL"
                          " ORDER BY received_at, id"):
         status = status_label(m["status"]) if m["status"] else "Đang xử lý"
         if m["detail"]:
             status += f" – {m['detail']}"
-        _append(log, [local(m["received_at"]), m["sender"], m["subject"],
-                      names.get(m["unit_code"] or "", ""), m["attachments"], status,
-                      "; ".join(replies.get(m["id"], [])), m["message_id"]],
-                late if m["late"] else None)
+        for decision in decided.get(m["id"], []):
+            status += f" → {decision}"
+        entries.append((m["received_at"], 0, [
+            local(m["received_at"]), m["sender"], m["subject"],
+            names.get(m["unit_code"] or "", ""), m["attachments"], status,
+            "; ".join(replies.get(m["id"], [])), m["message_id"]],
+            late if m["late"] else None))
+    entries.sort(key=lambda e: (datetime.fromisoformat(e[0]), e[1]))
+    for _at, _kind, values, styles in entries:
+        _append(log, values, styles)
     _finish(log, len(LOG))
     return book
 

@@ -105,6 +105,9 @@ def test_held_list_released_by_staff_email_ten_days_after_the_deadline(desk, dov
     book = load_workbook(settings.paths.workbook)
     units = {r[0] for r in book["Danh sách"].iter_rows(min_row=2, values_only=True)}
     assert units == {reference.units["CL"].name}
+    [logged] = [r for r in book["Nhật ký"].iter_rows(min_row=2, values_only=True)
+                if r[7] == message["Message-ID"]]
+    assert f"→ Ban duyệt ({STAFF}, " in logged[5]  # who decided, and when, beside the message
 
     # The token was good once: used again, it is refused with a clear answer.
     dovecot.deliver(user, staff_mail(user, f"DUYỆT {held['token']}"), when=late)
@@ -255,6 +258,9 @@ def test_staff_accept_a_row_against_a_finding(desk, dovecot, smtp_sink, referenc
     assert {r[11] for r in book["Danh sách"].iter_rows(min_row=2, values_only=True)} == {"Hợp lệ"}
     messages = [r[7] for r in book["Lỗi"].iter_rows(min_row=2, values_only=True)]
     assert any(m.startswith("Ban chấp nhận: Ban đồng ý vì ấp nhỏ") for m in messages)
+    [decision] = [r for r in book["Nhật ký"].iter_rows(min_row=2, values_only=True)
+                  if r[2] == "Ban chấp nhận"]
+    assert decision[3] == unit.name and "Ban đồng ý vì ấp nhỏ" in decision[5]
     # It holds through a recheck and through the unit's next list.
     code, out, _ = cli(capsys, config, "recheck")
     assert "không có gì thay đổi" in out
