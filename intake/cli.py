@@ -6,11 +6,12 @@ import argparse
 import json
 import logging
 import os
-import shutil
 import sys
 from collections.abc import Callable
 from contextlib import contextmanager
 from datetime import datetime
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
 from rich.console import Console
@@ -21,7 +22,6 @@ from .errors import IntakeError
 from .reference import load_reference
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def _console() -> Console:
@@ -458,14 +458,24 @@ def cmd_init(args: argparse.Namespace, settings: Settings | None) -> int:
     if (target / "config" / "intake.toml").exists():
         print(f"error: {target}/config/intake.toml already exists", file=sys.stderr)
         return EXIT_USAGE
-    (target / "config").mkdir(parents=True, exist_ok=True)
-    shutil.copy2(ROOT / "config" / "intake.toml", target / "config" / "intake.toml")
-    shutil.copytree(ROOT / "config" / "reference", target / "config" / "reference",
-                    dirs_exist_ok=True)
-    shutil.copytree(ROOT / "templates", target / "templates", dirs_exist_ok=True)
+    defaults = files("intake") / "defaults"  # package data: works from a wheel too
+    _copy_tree(defaults / "config", target / "config", skip={"__pycache__"})
+    _copy_tree(defaults / "templates", target / "templates", skip={"__pycache__"})
     config = (target / "config" / "intake.toml").resolve()
     print(INIT_NEXT_STEPS.format(target=target.resolve(), config=config))
     return EXIT_OK
+
+
+def _copy_tree(source: Traversable, target: Path, skip: set[str]) -> None:
+    """Copy package data (files or a zip, whatever the installation) into a folder."""
+    target.mkdir(parents=True, exist_ok=True)
+    for item in source.iterdir():
+        if item.name in skip:
+            continue
+        if item.is_dir():
+            _copy_tree(item, target / item.name, skip)
+        elif not (target / item.name).exists():
+            (target / item.name).write_bytes(item.read_bytes())
 
 
 INIT_NEXT_STEPS = """\

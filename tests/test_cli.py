@@ -236,3 +236,37 @@ def test_a_demo_server_that_will_not_start_is_one_line(monkeypatch):
     finally:
         busy.close()
     assert "\n" not in str(error.value) and "pymap" in str(error.value)
+
+
+def test_the_installed_wheel_runs_init_template_and_check(tmp_path):
+    """Issue 11: the wheel shipped only py.typed, so `intake init` crashed outside the
+    checkout. Build the wheel, install it on its own (its dependencies come from this
+    environment), and use it from a folder that has nothing of the checkout."""
+    root = Path(__file__).resolve().parent.parent
+    dist, site, work = tmp_path / "dist", tmp_path / "site", tmp_path / "elsewhere"
+    work.mkdir()
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(dist),
+                    str(root)], check=True, capture_output=True, timeout=300, cwd=tmp_path)
+    [wheel] = dist.glob("intake-*.whl")
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target",
+                    str(site), str(wheel)], check=True, capture_output=True, timeout=300)
+    prelude = f"import sys; sys.path.insert(0, {str(site)!r}); "
+
+    def python(code: str, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-I", "-c", prelude + code, *args], cwd=work,
+                              capture_output=True, text=True, timeout=120)
+
+    def intake(*args: str) -> subprocess.CompletedProcess:
+        return python("from intake.cli import main; sys.exit(main(sys.argv[1:]))", *args)
+
+    found = python("import intake; print(intake.__file__)")
+    assert found.stdout.startswith(str(site)), found.stdout + found.stderr  # the wheel's
+    init = intake("init", "deploy")
+    assert init.returncode == 0, init.stderr
+    config = work / "deploy" / "config" / "intake.toml"
+    assert (work / "deploy" / "templates" / "accepted.html.j2").is_file()
+    form = intake("--config", str(config), "template", "--unit", "CT", "-o", "mau.xlsx")
+    assert form.returncode == 0, form.stderr
+    check = intake("--config", str(config), "check", "mau.xlsx", "--unit", "CT")
+    assert check.returncode == 1, check.stderr  # the blank form: no rows yet
+    assert "SHEET_NO_ROWS" in check.stdout or "chưa có Chi đoàn" in check.stdout
