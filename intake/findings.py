@@ -7,7 +7,7 @@ values, so they can never disagree.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Literal
 
 Level = Literal["error", "warning"]
@@ -75,10 +75,11 @@ class Finding:
         return f"{self.column}{self.row or ''}" if self.column else (str(self.row or ""))
 
     def as_json(self) -> dict[str, object]:
-        data = asdict(self)
-        data.pop("file")
-        return {k: data[k] for k in ("code", "level", "sheet", "row", "column", "field",
-                                     "value", "message", "suggestion")}
+        """The SPEC §8 JSON object; a literal, not ``asdict`` (which deep-copies every
+        field and costs ten times more on a file with thousands of findings)."""
+        return {"code": self.code, "level": self.level, "sheet": self.sheet, "row": self.row,
+                "column": self.column, "field": self.field, "value": self.value,
+                "message": self.message, "suggestion": self.suggestion}
 
 
 def finding(code: str, message: str, **where: object) -> Finding:

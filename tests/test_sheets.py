@@ -171,10 +171,12 @@ def test_value_parsers():
         == [15, 15, 15, 15, 15, None, None, -3]
     assert [mark(v) for v in ("x", "X", "✓", "1", "có", "", None, "0", "không", "?")] \
         == [True, True, True, True, True, False, False, False, False, None]
+    assert [mark(v) for v in ("√", "✔", "☑", "Ｘ", " √ ", "✅")] == [True] * 6
     assert [year(v) for v in (2019, 2019.0, "2019", "năm 2019", "19", "2018-2019")] \
         == [2019, 2019, 2019, 2019, None, None]
     assert status_text("Đã công nhận năm 2019") == (2019, False)
-    assert status_text("Đăng ký năm 2021") == (None, True)
+    assert status_text("Đăng ký năm 2021") == (2021, True)  # the year is checked against the campaign
+    assert status_text("Đăng ký TSVMTD") == (None, True)
     assert status_text("không rõ") is None
 
 

@@ -163,8 +163,8 @@ def annotate_report(report: Report, folder: Path) -> list[Path]:
     """Write one annotated copy per file into ``folder`` (``intake check --annotate``)."""
     folder.mkdir(parents=True, exist_ok=True)
     written = []
-    for index, file in enumerate(report.files):
-        data = annotate(file, report.coverage if index == 0 else [])
+    for file in report.files:
+        data = annotate(file, file.coverage)
         if data is None:
             continue
         path = folder / annotated_name(file.file)

@@ -33,9 +33,12 @@ class FileReport:
     results: list[RowResult] = field(default_factory=list)
     headers: list[Header] = field(default_factory=list)
     heading_unit: Unit | None = None
+    unit: Unit | None = None  # the unit its rows were checked against
+    coverage: list[Finding] = field(default_factory=list)  # placed on this file
 
     @property
     def all_findings(self) -> list[Finding]:
+        """File-level findings, then each row's (coverage findings are the report's)."""
         return self.findings + [f for r in self.results for f in r.findings]
 
     @property
@@ -71,8 +74,8 @@ class Report:
 
     def as_json(self) -> dict[str, object]:
         files = [f.as_json() for f in self.files]
-        if self.coverage and files:
-            files[0]["findings"] += [f.as_json() for f in self.coverage]  # type: ignore[operator]
+        for file, data in zip(self.files, files, strict=True):
+            data["findings"] += [f.as_json() for f in file.coverage]  # type: ignore[operator]
         return {"files": files}
 
 
@@ -131,14 +134,32 @@ def check_files(files: list[tuple[str, bytes]], reference: Reference, settings: 
         report = FileReport(read.file, data=read.data, findings=list(read.findings))
         rows_by_file.append(_sheet_rows(read, report, reference) if read.tables else [])
         reports.append(report)
-    if unit is None:
-        every = [row for rows in rows_by_file for row in rows]
-        unit = next((r.heading_unit for r in reports if r.heading_unit), None)
-        unit = unit or guess_unit(every, reference)
-    for report, rows in zip(reports, rows_by_file, strict=True):
-        report.results = [check_row(row, unit, reference, settings) for row in rows]
-    result = Report(reports, unit)
+    units = _units(reports, rows_by_file, reference) if unit is None else [unit] * len(reports)
+    for report, rows, own in zip(reports, rows_by_file, units, strict=True):
+        report.unit = own
+        report.results = [check_row(row, own, reference, settings) for row in rows]
+    distinct = list(dict.fromkeys(u for u in units if u is not None))
+    result = Report(reports, unit or (distinct[0] if len(distinct) == 1 else None))
     check_duplicates(result.results)
-    if coverage and unit is not None and result.results:
-        result.coverage = check_coverage(registered_hamlets(result.results), unit, reference, reports[0].file)
+    if coverage:
+        for each in distinct:
+            mine = [r for r in reports if r.unit is each]
+            results = [x for r in mine for x in r.results]
+            if results:
+                found = check_coverage(registered_hamlets(results), each, reference, mine[0].file)
+                mine[0].coverage = found
+                result.coverage += found
     return result
+
+
+def _units(reports: list[FileReport], rows_by_file: list[list[Row]],
+           reference: Reference) -> list[Unit | None]:
+    """Each file's own unit when nobody said which (``intake check`` of several files):
+    its heading, else its unit column or communes; a file with neither takes the unit
+    the files show together."""
+    own = [report.heading_unit or guess_unit(rows, reference)
+           for report, rows in zip(reports, rows_by_file, strict=True)]
+    if all(u is not None for u in own):
+        return own
+    together = next((u for u in own if u is not None), None)
+    return [u or together for u in own]
