@@ -16,7 +16,7 @@ from intake.sheets.header import canonical, match_field
 from intake.sheets.read import read_file
 from intake.sheets.report import check_files
 from intake.sheets.rows import mark, members, status_text, year
-from intake.sheets.tcvn3 import unicode_to_tcvn3
+from intake.sheets.legacy import unicode_to_tcvn3
 
 CORPUS = Path(__file__).parent / "corpus" / "sheets"
 

@@ -31,7 +31,8 @@ from ..findings import Finding, finding
 from ..text import clean, nfc
 from . import sandbox
 from .extent import oversized
-from .tcvn3 import looks_tcvn3, tcvn3_to_unicode
+from .fonts import SheetExtras, extras
+from .legacy import reading, reread
 
 log = logging.getLogger(__name__)
 
@@ -105,8 +106,49 @@ def _cell(value: object) -> object:
 
 @lru_cache(maxsize=65536)
 def _text(value: str) -> str:
-    """Cell text as NFC Unicode, TCVN3 converted; cached (forms repeat their words)."""
-    return nfc(tcvn3_to_unicode(value) if looks_tcvn3(value) else value)
+    """Cell text as NFC Unicode; cached (forms repeat their words). Legacy encodings are
+    decided afterwards, per table (``_decode_legacy``): that needs the cell's font and
+    its column."""
+    return nfc(value)
+
+
+def _decode_legacy(rows: list[list[object]], extra: SheetExtras | None) -> None:
+    """Read TCVN3 and VNI-Windows text as the Vietnamese it means, in place.
+
+    Strongest sign first: the cell's own font (and rich text decoded run by run), then
+    characters only the legacy encodings produce; a cell that could be either Unicode or
+    legacy ("chi bé Êp phó héi") follows its column's sure cells, else its sheet's,
+    else whether decoding makes real Vietnamese syllables of it (``legacy.reading``).
+    """
+    hints = extra.hints if extra else {}
+    texts = extra.texts if extra else {}
+    by_column: dict[int, dict[str, int]] = {}
+    by_sheet: dict[str, int] = {}
+    unsure: list[tuple[int, int, str, str]] = []
+    for r, row in enumerate(rows):
+        for c, value in enumerate(row):
+            if type(value) is not str:
+                continue
+            if texts and (r, c) in texts:
+                row[c] = nfc(texts[(r, c)])
+                continue
+            if value.isascii():
+                continue
+            text, encoding, sure = reading(value, hints.get((r, c)) if hints else None)
+            if sure:
+                row[c] = text
+                if encoding:
+                    column = by_column.setdefault(c, {})
+                    column[encoding] = column.get(encoding, 0) + 1
+                    by_sheet[encoding] = by_sheet.get(encoding, 0) + 1
+            else:
+                unsure.append((r, c, value, text))
+    for r, c, value, text in unsure:
+        around = by_column.get(c) or by_sheet
+        if around:
+            rows[r][c] = reread(value, max(around, key=lambda e: around[e]))
+        else:
+            rows[r][c] = text
 
 
 def _limit_rows(rows: Iterator[list[object]], limits: Limits, offset: int) -> list[list[object]]:
@@ -197,6 +239,7 @@ def _read_workbook(name: str, data: bytes, limits: Limits) -> list[Table]:
         metadata = workbook.sheets_metadata
         if len(metadata) > limits.max_sheets:
             raise TooLarge(f"tệp có {len(metadata)} trang tính (tối đa {limits.max_sheets})")
+        kept = extras(data, PurePath(name.lower()).suffix)
         tables = []
         for index, meta in enumerate(metadata):
             if str(meta.typ) not in ("SheetTypeEnum.WorkSheet", "WorkSheet"):
@@ -210,6 +253,10 @@ def _read_workbook(name: str, data: bytes, limits: Limits) -> list[Table]:
                 for (r1, c1), (r2, c2) in (sheet.merged_cell_ranges or [])
             ]
             hidden = not str(meta.visible).endswith(".Visible")
+            extra = kept.get(meta.name)
+            if extra and extra.merged and not merged:
+                merged = extra.merged  # .ods: calamine does not report them
+            _decode_legacy(rows, extra)
             tables.append(Table(name, nfc(meta.name), rows, merged, hidden))
         return tables
     finally:
@@ -283,6 +330,7 @@ def _read_csv(name: str, data: bytes, limits: Limits) -> list[Table]:
         dialect = csv.excel
     reader = csv.reader(io.StringIO(text, newline=""), dialect)
     rows = _limit_rows(iter(reader), limits, 0)
+    _decode_legacy(rows, None)
     return [Table(name, PurePath(name).stem or "CSV", rows)]
 
 

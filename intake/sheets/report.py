@@ -20,7 +20,7 @@ from .checks import (
 )
 from .header import FIELD_LABELS, Header, find_header
 from .read import FileRead, Table, read_file
-from .rows import Row, read_rows
+from .rows import Row, level_of_name, read_rows
 
 _HEADING_UNIT = re.compile(r"\b(huyen doan|thanh doan|doan huyen|doan thanh pho|doan tp)\s+(.+)$")
 
@@ -88,6 +88,17 @@ def _heading_unit(table: Table, header: Header, reference: Reference) -> Unit | 
     return None
 
 
+def _sheet_level(table: Table, header: Header) -> str | None:
+    """The level a whole sheet registers for when no column says: its name ("Cấp tỉnh"),
+    else its title ("DANH SÁCH … CẤP HUYỆN"); None when neither names exactly one."""
+    named = level_of_name(table.sheet)
+    if named:
+        return named
+    titles = {level_of_name(v) for row in table.rows[: header.first_row] for v in row
+              if isinstance(v, str)} - {None}
+    return titles.pop() if len(titles) == 1 else None
+
+
 def _sheet_rows(read: FileRead, report: FileReport, reference: Reference) -> list[Row]:
     headers = [(t, find_header(t)) for t in read.tables]
     found = [(t, h) for t, h in headers if h is not None]
@@ -107,6 +118,10 @@ def _sheet_rows(read: FileRead, report: FileReport, reference: Reference) -> lis
         report.headers.append(header)
         report.heading_unit = report.heading_unit or _heading_unit(table, header, reference)
         missing = header.missing()
+        level = _sheet_level(table, header)
+        sheet_rows = read_rows(header, level) if missing in ([], ["level"]) else []
+        if missing == ["level"] and (level or any(r.level_from == "section" for r in sheet_rows)):
+            missing = []  # the level is given by where the rows stand
         for need in missing:
             report.findings.append(finding(
                 "SHEET_MISSING_COLUMN",
@@ -114,7 +129,6 @@ def _sheet_rows(read: FileRead, report: FileReport, reference: Reference) -> lis
                 file=read.file, sheet=table.sheet, row=header.last_row + 1, field=need))
         if missing:
             continue
-        sheet_rows = read_rows(header)
         if not sheet_rows and len(chosen) == 1:
             report.findings.append(finding(
                 "SHEET_NO_ROWS",
