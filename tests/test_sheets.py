@@ -13,10 +13,10 @@ from openpyxl import Workbook
 from intake.config import Limits
 from intake.samples import eligible_rows, form
 from intake.sheets.header import canonical, match_field
+from intake.sheets.legacy import unicode_to_tcvn3
 from intake.sheets.read import read_file
 from intake.sheets.report import check_files
 from intake.sheets.rows import mark, members, status_text, year
-from intake.sheets.legacy import unicode_to_tcvn3
 
 CORPUS = Path(__file__).parent / "corpus" / "sheets"
 
