@@ -135,20 +135,17 @@ def _decode_legacy(rows: list[list[object]], extra: SheetExtras | None) -> None:
             if value.isascii():
                 continue
             text, encoding, sure = reading(value, hints.get((r, c)) if hints else None)
-            if sure:
+            if encoding:  # surely legacy, or made of syllables only once decoded
                 row[c] = text
-                if encoding:
-                    column = by_column.setdefault(c, {})
-                    column[encoding] = column.get(encoding, 0) + 1
-                    by_sheet[encoding] = by_sheet.get(encoding, 0) + 1
-            else:
+                column = by_column.setdefault(c, {})
+                column[encoding] = column.get(encoding, 0) + 1
+                by_sheet[encoding] = by_sheet.get(encoding, 0) + 1
+            elif not sure:
                 unsure.append((r, c, value, text))
-    for r, c, value, text in unsure:
+    for r, c, value, _text in unsure:
         around = by_column.get(c) or by_sheet
         if around:
             rows[r][c] = reread(value, max(around, key=lambda e: around[e]))
-        else:
-            rows[r][c] = text
 
 
 def _limit_rows(rows: Iterator[list[object]], limits: Limits, offset: int) -> list[list[object]]:
