@@ -131,7 +131,9 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_USAGE
     report = check_files([(p.name, p.read_bytes()) for p in paths], reference, settings, unit)
     if args.format == "json":
-        print(json.dumps(report.as_json(), ensure_ascii=False, indent=2))
+        # Compact, through the C encoder: indent=2 falls back to the Python one, which
+        # tripled peak memory on a file with 100,000 findings. Every finding is kept.
+        sys.stdout.write(json.dumps(report.as_json(), ensure_ascii=False) + "\n")
     else:
         _print_report(report)
     if args.annotate:
@@ -144,10 +146,13 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
 
 def _print_report(report) -> None:
     console = _console()
-    unit = report.unit.name if report.unit else "(không xác định được đơn vị)"
-    console.print(f"Đơn vị: {unit}")
+    unknown = "(không xác định được đơn vị)"
+    units = {f.unit.name if f.unit else unknown for f in report.files}
+    if len(units) <= 1:  # one unit for all files: said once; else after each file
+        console.print(f"Đơn vị: {report.unit.name if report.unit else unknown}")
     for file in report.files:
-        console.print(f"[bold]{file.file}[/]: {len(file.results)} dòng, "
+        own = f" ({file.unit.name})" if len(units) > 1 and file.unit else ""
+        console.print(f"[bold]{file.file}[/]{own}: {len(file.results)} dòng, "
                       f"{file.valid_rows} dòng hợp lệ")
     findings = report.findings
     if not findings:

@@ -22,7 +22,9 @@ from intake.reference import Reference
 from intake.samples import eligible_rows
 from intake.sheets.legacy import unicode_to_tcvn3, unicode_to_vni
 
-from .conftest import need
+from .conftest import REFERENCE, need
+
+__all__ = ["REFERENCE", "Registration", "convert", "registrations"]
 
 
 @dataclass
