@@ -62,23 +62,41 @@ def _at(row: Row, name: str, **extra: object) -> dict[str, object]:
 class _Choices:
     """Reference names prepared once for fuzzy matching, with every answer remembered.
 
-    A file full of mistakes asks about the same few names thousands of times; scoring
-    each against every name of its commune again (keys rebuilt, no cutoff) was two
-    thirds of the time of checking such a file.
+    A file full of mistakes asks about thousands of names; scoring each against every
+    name of its commune with WRatio (keys rebuilt, no cutoff) was two thirds of the time
+    of checking such a file. Now WRatio scores only the likely names: the closest by
+    plain edit ratio (25 times cheaper) and those sharing a word with the query.
     """
+
+    SHORTLIST = 12
 
     def __init__(self, options: tuple[str, ...]) -> None:
         self.options = options
         self.keys = [name_key(option) for option in options]
+        self.words: dict[str, list[int]] = {}
+        for index, key in enumerate(self.keys):
+            for word in set(key.split()):
+                self.words.setdefault(word, []).append(index)
         self.answers: dict[str, list[str]] = {}
+
+    def _shortlist(self, query: str) -> list[int]:
+        if len(self.keys) <= self.SHORTLIST * 2:
+            return list(range(len(self.keys)))
+        near = process.extract(query, self.keys, scorer=fuzz.ratio, limit=self.SHORTLIST)
+        picked = dict.fromkeys(index for _key, _score, index in near)
+        for word in set(query.split()):
+            for index in self.words.get(word, ())[: self.SHORTLIST * 4]:
+                picked.setdefault(index)
+        return list(picked)
 
     def best(self, text: str) -> list[str]:
         query = name_key(text) or strip_diacritics(text).lower()
         answer = self.answers.get(query)
         if answer is None:
-            scored = process.extract(query, self.keys, scorer=fuzz.WRatio, limit=3,
-                                     score_cutoff=60)
-            ranked = [(self.options[index], score) for _key, score, index in scored]
+            shortlist = self._shortlist(query)
+            scored = process.extract(query, [self.keys[i] for i in shortlist],
+                                     scorer=fuzz.WRatio, limit=3, score_cutoff=60)
+            ranked = [(self.options[shortlist[index]], score) for _key, score, index in scored]
             if not ranked:
                 answer = []
             elif len(ranked) == 1 or ranked[0][1] - ranked[1][1] >= 10:
@@ -101,6 +119,20 @@ def suggest(text: str, choices: Iterable[str]) -> list[str]:
     if not options or not text:
         return []
     return _choices(options).best(text)
+
+
+_BY_COMMUNE: dict[tuple[str, str, int], _Choices] = {}
+
+
+def _cell_choices(commune: Commune) -> _Choices:
+    """A commune's party-cell names prepared once (not per unknown name)."""
+    key = (commune.unit_code, commune.code, len(commune.cells))
+    found = _BY_COMMUNE.get(key)
+    if found is None:
+        if len(_BY_COMMUNE) > 4096:
+            _BY_COMMUNE.clear()
+        found = _BY_COMMUNE[key] = _Choices(tuple(dict.fromkeys(c.name for c in commune.cells)))
+    return found
 
 
 def did_you_mean(names: list[str]) -> str:
@@ -219,7 +251,7 @@ def check_party_cell(row: Row, commune: Commune) -> tuple[PartyCell | None, list
     cell = commune.cell(text)
     if cell:
         return cell, []
-    names = suggest(text, [c.name for c in commune.cells])
+    names = _cell_choices(commune).best(text) if commune.cells else []
     return None, [finding(
         "ROW_PARTY_CELL_UNKNOWN",
         f"Dòng {row.number}: {commune.name} không có “{text}” trong danh sách Chi bộ ấp, khu phố.",

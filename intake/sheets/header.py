@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from ..text import fold
 from .read import Table, column_letter
@@ -93,6 +94,7 @@ _COMPILED = [(re.compile(pattern), name) for pattern, name in _RULES]
 _SUBS = [(re.compile(pattern), repl) for pattern, repl in _SUBSTITUTIONS]
 
 
+@lru_cache(maxsize=16384)
 def canonical(text: object) -> str:
     """Header text in its canonical short form ("Số lượng đoàn viên" -> "sl dv")."""
     value = fold(text)

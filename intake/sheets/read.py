@@ -288,6 +288,13 @@ def _memory_reason(limits: Limits) -> str:
             "(bảng tính quá lớn hoặc khai báo vùng dữ liệu quá rộng)")
 
 
+def prestart_reader(limits: Limits) -> None:
+    """Start the sandboxed reader early (it takes a third of a second to start), so that
+    it is ready when the first workbook comes."""
+    if limits.isolate_readers:
+        sandbox.default().prestart(limits.max_reader_memory_mb)
+
+
 def _read_workbook_safely(name: str, data: bytes, limits: Limits) -> Verdict:
     """The verdict, from the sandboxed worker unless isolation is switched off."""
     if not limits.isolate_readers:

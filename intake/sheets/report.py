@@ -3,7 +3,9 @@ workbook, annotated copy) draws from, so the pipeline and ``intake check`` agree
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from ..config import Settings
@@ -71,6 +73,22 @@ class Report:
     @property
     def warnings(self) -> list[Finding]:
         return [f for f in self.findings if not f.is_error]
+
+    def json_chunks(self) -> Iterator[str]:
+        """``as_json`` serialised piece by piece (one finding at a time), so that a file
+        with 100,000 findings never holds them all as dicts and one string at once."""
+        yield '{"files": ['
+        for index, file in enumerate(self.files):
+            head = {"file": file.file, "rows": len(file.results), "valid_rows": file.valid_rows}
+            yield ("," if index else "") + json.dumps(head, ensure_ascii=False)[:-1]
+            yield ', "findings": ['
+            findings = [*file.findings, *(f for r in file.results for f in r.findings),
+                        *file.coverage]
+            for start in range(0, len(findings), 1000):  # a thousand at a time: few calls
+                batch = [f.as_json() for f in findings[start:start + 1000]]
+                yield ("," if start else "") + json.dumps(batch, ensure_ascii=False)[1:-1]
+            yield "]}"
+        yield "]}\n"
 
     def as_json(self) -> dict[str, object]:
         files = [f.as_json() for f in self.files]

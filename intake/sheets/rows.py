@@ -181,7 +181,16 @@ def _filled(cells: list[object]) -> list[str]:
 
 def is_numbering(values: list[object]) -> bool:
     """The "(1) (2) (3) …", "1 2 3 …" or "A B 1 2 …" row many forms put under the header."""
-    texts = [clean(v) for v in values if v is not None and clean(v)]
+    texts = []
+    for value in values:
+        if value is None:
+            continue
+        if type(value) is int:
+            texts.append(str(value))
+        elif isinstance(value, str) and len(value) <= 6:
+            texts.append(value.strip())
+        else:
+            return False  # a name, a date, a long text: a data row (the common case)
     if len(texts) < 3 or not all(_NUMBERING.fullmatch(t) for t in texts):
         return False
     numbers = [int(t.strip("()")) for t in texts if t.strip("()").isdigit()]
@@ -209,18 +218,23 @@ def _merged_below(table: Table, start: int) -> dict[int, dict[int, object]]:
     return out
 
 
-def _header_words(header: Header) -> set[str]:
-    """Canonical texts of the header cells, to know the header when it comes again."""
-    words = set()
+def _header_cells(header: Header) -> tuple[set[object], set[str]]:
+    """The header's cell values as they are, and in canonical form, to know the header
+    when it comes again."""
+    values: set[object] = set()
     for row in range(header.first_row, header.last_row + 1):
         for value in header.table.rows[row] if row < len(header.table.rows) else []:
-            if value is not None and (word := canonical(value)):
-                words.add(word)
-    return words
+            if isinstance(value, str) and value.strip():
+                values.add(value)
+    return values, {w for v in values if (w := canonical(v))}
 
 
-def _is_header_again(texts: list[str], words: set[str]) -> bool:
-    """The header (or one of its two rows) repeated inside the data, after a page break."""
+def _is_header_again(cells: list[object], values: set[object], words: set[str]) -> bool:
+    """The header (or one of its two rows) repeated inside the data, after a page break:
+    at least two of its texts, and at least half the row's."""
+    if sum(1 for v in cells if type(v) is str and v in values) < 1:
+        return False  # not even one header text as it was: the common case, in C
+    texts = [t for t in (clean(v) for v in cells if v is not None) if t]
     hits = sum(1 for t in texts if canonical(t) in words)
     return hits >= 2 and hits * 2 >= len(texts)
 
@@ -239,7 +253,7 @@ def read_rows(header: Header, level: str | None = None) -> list[Row]:
     letters = {name: column_letter(col + 1) for name, col in header.columns.items()}
     columns = list(header.columns.items())
     filled_by_merge = _merged_below(table, header.data_start)
-    words = _header_words(header)
+    header_values, words = _header_cells(header)
     key_columns = [header.columns[n] for n in ("branch", "party_cell") if n in header.columns]
     commune_col = header.columns.get("commune")
     section: str | None = None
@@ -248,14 +262,14 @@ def read_rows(header: Header, level: str | None = None) -> list[Row]:
         own = table.rows[index]
         if not any(v is not None for v in own):
             continue
-        texts = _filled(own)
-        if not texts:
-            continue
-        if _is_header_again(texts, words) or is_numbering(own):
+        if _is_header_again(own, header_values, words) or is_numbering(own):
             continue
         keyed = any(col < len(own) and own[col] is not None and clean(own[col])
                     for col in key_columns)
         if not keyed:
+            texts = _filled(own)
+            if not texts:
+                continue
             if _is_total(texts):
                 continue
             if found := section_level(texts[0]):
@@ -279,12 +293,12 @@ def read_rows(header: Header, level: str | None = None) -> list[Row]:
         row = Row(file=table.file, sheet=table.sheet, number=index + 1, columns=letters)
         row.raw = {name: (clean(cells[col]) if col < width else "") for name, col in columns}
         if not any(row.raw.get(name) for name in DATA_FIELDS if name != "unit"):
-            if out and _is_footer(texts):
+            if out and _is_footer(_filled(own)):
                 break
             continue
-        if not row.raw.get("party_cell") and _is_total(texts):
+        if not row.raw.get("party_cell") and _is_total(_filled(own)):
             continue
-        if not row.raw.get("members") and _is_footer(texts):
+        if not row.raw.get("members") and _is_footer(_filled(own)):
             break
         row.commune_above = commune_above
         if row.raw.get("commune"):
