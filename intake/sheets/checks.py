@@ -320,6 +320,7 @@ def check_branch(row: Row, commune: Commune, cell: PartyCell) -> list[Finding]:
         suggestion=f"Kiểm tra lại: Chi đoàn {cell.hamlet} gắn với {cell.name}?")]
 
 
+@lru_cache(maxsize=16384)
 def phone_ok(text: str) -> bool:
     """A Vietnamese number as people write it: 0912 345 678, 0912.345.678, +84 912 345 678,
     84912345678, or 912345678 when Excel took it for a number and dropped the 0; two

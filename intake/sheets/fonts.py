@@ -86,7 +86,8 @@ def _xlsx(archive: zipfile.ZipFile) -> dict[str, SheetExtras]:
     names = set(archive.namelist())
     styles = archive.read("xl/styles.xml") if "xl/styles.xml" in names else b""
     strings = archive.read("xl/sharedStrings.xml") if "xl/sharedStrings.xml" in names else b""
-    if not _LEGACY_NAME.search(styles) and not _LEGACY_NAME.search(strings):
+    rich_fonts = b"<rFont" in strings and _LEGACY_NAME.search(strings) is not None
+    if not _LEGACY_NAME.search(styles) and not rich_fonts:
         return {}
     xf_encoding: dict[int, str] = {}
     if styles:
@@ -98,7 +99,7 @@ def _xlsx(archive: zipfile.ZipFile) -> dict[str, SheetExtras]:
             font = int(xf.get("fontId", "0"))
             if font < len(fonts) and fonts[font]:
                 xf_encoding[index] = fonts[font]  # type: ignore[assignment]
-    rich = _rich_strings(strings) if strings and _LEGACY_NAME.search(strings) else {}
+    rich = _rich_strings(strings) if rich_fonts else {}
     out: dict[str, SheetExtras] = {}
     for name, path in _xlsx_sheets(archive):
         if path not in names:
