@@ -114,25 +114,33 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
 
     Example: intake check DS_ChauThanh.xlsx --unit CT --format json
     """
-    from .sheets.read import prestart_reader
-    from .sheets.report import check_files
+    from concurrent.futures import ThreadPoolExecutor
 
-    if any(Path(p).suffix.lower() != ".csv" for p in args.files):
-        prestart_reader(settings.limits)  # starts while the reference lists load
-    reference = load_reference(settings.paths.reference_dir)
-    unit = None
-    if args.unit:
-        unit = reference.units.get(args.unit.upper()) or reference.unit_by_text(args.unit)
-        if unit is None:
-            print(f"error: unknown unit {args.unit!r} (known: {', '.join(reference.units)})",
-                  file=sys.stderr)
-            return EXIT_USAGE
+    from .sheets.read import read_file
+    from .sheets.report import check_reads
+
     paths = [Path(p) for p in args.files]
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         print(f"error: file not found: {', '.join(missing)}", file=sys.stderr)
         return EXIT_USAGE
-    report = check_files([(p.name, p.read_bytes()) for p in paths], reference, settings, unit)
+    files = [(p.name, p.read_bytes()) for p in paths]
+    # The files are read (in the sandboxed reader, a process of its own) while the
+    # reference lists load here: neither needs the other.
+    with ThreadPoolExecutor(1) as pool:
+        reading = pool.submit(lambda: [r for name, data in files
+                                       for r in read_file(name, data, settings.limits)])
+        reference = load_reference(settings.paths.reference_dir)
+        unit = None
+        if args.unit:
+            unit = reference.units.get(args.unit.upper()) or reference.unit_by_text(args.unit)
+            if unit is None:
+                print(f"error: unknown unit {args.unit!r} (known: {', '.join(reference.units)})",
+                      file=sys.stderr)
+                reading.cancel()
+                return EXIT_USAGE
+        reads = reading.result()
+    report = check_reads(reads, reference, settings, unit)
     if args.format == "json":
         # Compact, through the C encoder, one finding at a time: indent=2 falls back to
         # the Python encoder, and one dump holds every finding twice (as dicts and as

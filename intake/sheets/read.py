@@ -305,13 +305,6 @@ def _memory_reason(limits: Limits | ReaderLimits) -> str:
             "(bảng tính quá lớn hoặc khai báo vùng dữ liệu quá rộng)")
 
 
-def prestart_reader(limits: Limits) -> None:
-    """Start the sandboxed reader early (it takes a third of a second to start), so that
-    it is ready when the first workbook comes."""
-    if limits.isolate_readers:
-        sandbox.default().prestart(limits.max_reader_memory_mb)
-
-
 @dataclass(frozen=True)
 class ReaderLimits:
     """The limits the reader itself applies, as plain values: the worker unpickles this

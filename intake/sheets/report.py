@@ -160,6 +160,13 @@ def check_files(files: list[tuple[str, bytes]], reference: Reference, settings: 
                 unit: Unit | None = None, coverage: bool = True) -> Report:
     """Read and check attachments as one submission (a zip counts as its members)."""
     reads = [r for name, data in files for r in read_file(name, data, settings.limits)]
+    return check_reads(reads, reference, settings, unit, coverage)
+
+
+def check_reads(reads: list[FileRead], reference: Reference, settings: Settings,
+                unit: Unit | None = None, coverage: bool = True) -> Report:
+    """Check files already read (``read_file``): reading needs no reference lists, so a
+    caller may read while they load."""
     reports: list[FileReport] = []
     rows_by_file: list[list[Row]] = []
     for read in reads:

@@ -260,12 +260,16 @@ def read_rows(header: Header, level: str | None = None) -> list[Row]:
     commune_above = ""
     for index in range(header.data_start, len(table.rows)):
         own = table.rows[index]
-        if not any(v is not None for v in own):
+        if not own:  # the reader drops trailing empty cells: an empty row is []
             continue
         if _is_header_again(own, header_values, words) or is_numbering(own):
             continue
-        keyed = any(col < len(own) and own[col] is not None and clean(own[col])
-                    for col in key_columns)
+        keyed = False
+        for col in key_columns:  # the reader gives None for empty cells, never ""
+            if col < len(own) and own[col] is not None and (
+                    type(own[col]) is not str or own[col].strip()):
+                keyed = True
+                break
         if not keyed:
             texts = _filled(own)
             if not texts:

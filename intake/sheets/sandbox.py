@@ -185,16 +185,6 @@ class Sandbox:
         self._ready = False  # the worker said it is ready (a prestarted one may not have yet)
         self.started = 0  # workers started so far (tests and benchmarks read it)
 
-    def prestart(self, memory_mb: int) -> None:
-        """Start the worker now and return at once: its interpreter starts while the
-        caller does other work (``intake check`` loads the reference lists meanwhile)."""
-        with self._lock:
-            if self._process is None:
-                try:
-                    self._spawn(memory_mb * MB)
-                except OSError:
-                    self._stop()  # the first call will try again and say why
-
     def call(self, function: Callable[..., Any], *args: Any, memory_mb: int,
              seconds: float) -> Outcome:
         """Run ``function(*args)`` in the worker; never raises for what the call does.
