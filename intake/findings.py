@@ -42,7 +42,7 @@ CODES: dict[str, tuple[Level, str]] = {
 LEVEL_LABELS = {"error": "Lỗi", "warning": "Cảnh báo"}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Finding:
     """One problem, located as the sender sees it in Excel (sheet, row number, column letter)."""
 

@@ -28,7 +28,7 @@ _PHONE_NOISE = re.compile(r"[\s.\-()]|^(?:đt|dt|sđt|sdt|tel|mobile|dđ|dd)\s*:
 _PHONE_SPLIT = re.compile(r"\s*(?:[/;,]|\s-\s|\bhoặc\b|\bhoac\b)\s*", re.IGNORECASE)
 
 
-@dataclass
+@dataclass(slots=True)
 class RowResult:
     """A row with what it resolved to in the reference lists and what is wrong with it."""
 

@@ -115,43 +115,45 @@ def _text(value: str) -> str:
     return nfc(value)
 
 
-def _decode_legacy(rows: list[list[object]], extra: SheetExtras | None) -> None:
+def _decode_legacy(rows: list[list[object]], extra: SheetExtras | None,
+                   foreign: list[tuple[int, int]]) -> None:
     """Read TCVN3 and VNI-Windows text as the Vietnamese it means, in place.
 
     Strongest sign first: the cell's own font (and rich text decoded run by run), then
     characters only the legacy encodings produce; a cell that could be either Unicode or
     legacy ("chi bé Êp phó héi") follows its column's sure cells, else its sheet's,
     else whether decoding makes real Vietnamese syllables of it (``legacy.reading``).
+    ``foreign`` are the cells with text beyond ASCII (``_limit_rows`` notes them): the
+    only ones either encoding can change.
     """
     hints = extra.hints if extra else {}
     texts = extra.texts if extra else {}
     by_column: dict[int, dict[str, int]] = {}
     by_sheet: dict[str, int] = {}
     unsure: list[tuple[int, int, str, str]] = []
-    for r, row in enumerate(rows):
-        for c, value in enumerate(row):
-            if type(value) is not str:
-                continue
-            if texts and (r, c) in texts:
-                row[c] = nfc(texts[(r, c)])
-                continue
-            if value.isascii():
-                continue
-            text, encoding, sure = reading(value, hints.get((r, c)) if hints else None)
-            if encoding:  # surely legacy, or made of syllables only once decoded
-                row[c] = text
-                column = by_column.setdefault(c, {})
-                column[encoding] = column.get(encoding, 0) + 1
-                by_sheet[encoding] = by_sheet.get(encoding, 0) + 1
-            elif not sure:
-                unsure.append((r, c, value, text))
+    for (r, c), text in texts.items():
+        if r < len(rows) and c < len(rows[r]) and type(rows[r][c]) is str:
+            rows[r][c] = nfc(text)
+    for r, c in foreign:
+        if texts and (r, c) in texts:
+            continue
+        value = rows[r][c]
+        text, encoding, sure = reading(value, hints.get((r, c)) if hints else None)  # type: ignore[arg-type]
+        if encoding:  # surely legacy, or made of syllables only once decoded
+            rows[r][c] = text
+            column = by_column.setdefault(c, {})
+            column[encoding] = column.get(encoding, 0) + 1
+            by_sheet[encoding] = by_sheet.get(encoding, 0) + 1
+        elif not sure:
+            unsure.append((r, c, value, text))  # type: ignore[arg-type]
     for r, c, value, _text in unsure:
         around = by_column.get(c) or by_sheet
         if around:
             rows[r][c] = reread(value, max(around, key=lambda e: around[e]))
 
 
-def _limit_rows(rows: Iterator[list[object]], limits: Limits | ReaderLimits, offset: int) -> list[list[object]]:
+def _limit_rows(rows: Iterator[list[object]], limits: Limits | ReaderLimits, offset: int,
+                foreign: list[tuple[int, int]]) -> list[list[object]]:
     """Rows as lists of normalised cells (``_cell``), within the row and column limits.
 
     The loop is ``_cell`` written out: it runs once per cell of the file, and a function
@@ -160,6 +162,7 @@ def _limit_rows(rows: Iterator[list[object]], limits: Limits | ReaderLimits, off
     out: list[list[object]] = []
     width = max(0, limits.max_columns - offset)
     text = _text
+    note = foreign.append
     for count, raw in enumerate(rows, start=1):
         if count > limits.max_rows:
             raise TooLarge(f"trang tính có hơn {limits.max_rows:,} dòng".replace(",", "."))
@@ -167,7 +170,13 @@ def _limit_rows(rows: Iterator[list[object]], limits: Limits | ReaderLimits, off
         for value in raw[:width] if len(raw) > width else raw:
             kind = type(value)
             if kind is str:
-                cells.append((value if value.isascii() else text(value)) if value else None)
+                if not value:
+                    cells.append(None)
+                elif value.isascii():
+                    cells.append(value)
+                else:
+                    note((count - 1, len(cells)))
+                    cells.append(text(value))
             elif kind is float:
                 cells.append(int(value) if value.is_integer() and abs(value) < 1e15 else value)
             else:
@@ -261,7 +270,8 @@ def _read_workbook(name: str, data: bytes, limits: Limits | ReaderLimits) -> lis
             sheet = workbook.get_sheet_by_index(index)
             start = sheet.start
             offset = start[1] if start else 0
-            rows = _limit_rows(sheet.iter_rows(), limits, offset) if start else []
+            foreign: list[tuple[int, int]] = []
+            rows = _limit_rows(sheet.iter_rows(), limits, offset, foreign) if start else []
             merged = [
                 (r1, c1, r2, c2)
                 for (r1, c1), (r2, c2) in (sheet.merged_cell_ranges or [])
@@ -270,7 +280,7 @@ def _read_workbook(name: str, data: bytes, limits: Limits | ReaderLimits) -> lis
             extra = kept.get(meta.name)
             if extra and extra.merged and not merged:
                 merged = extra.merged  # .ods: calamine does not report them
-            _decode_legacy(rows, extra)
+            _decode_legacy(rows, extra, foreign)
             tables.append(Table(name, nfc(meta.name), rows, merged, hidden))
         return tables
     finally:
@@ -360,8 +370,9 @@ def _read_csv(name: str, data: bytes, limits: Limits) -> list[Table]:
     except csv.Error:
         dialect = csv.excel
     reader = csv.reader(io.StringIO(text, newline=""), dialect)
-    rows = _limit_rows(iter(reader), limits, 0)
-    _decode_legacy(rows, None)
+    foreign: list[tuple[int, int]] = []
+    rows = _limit_rows(iter(reader), limits, 0, foreign)
+    _decode_legacy(rows, None, foreign)
     return [Table(name, PurePath(name).stem or "CSV", rows)]
 
 

@@ -47,7 +47,7 @@ DATA_FIELDS = ("unit", "commune", "branch", "members", "party_cell")
 LEVELS = {"tinh": "provincial", "huyen": "district"}
 
 
-@dataclass
+@dataclass(slots=True)
 class Row:
     """One registration row as read: raw text per field, typed values, and where it was."""
 
