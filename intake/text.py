@@ -39,9 +39,21 @@ def clean(value: object) -> str:
         return ""
     if type(value) is int:
         return str(value)
-    if isinstance(value, str) and value.isprintable() and "  " not in value \
-            and unicodedata.is_normalized("NFC", value) and value == value.strip():
+    if type(value) is str:
+        return _clean_text(value)
+    return _clean(value)
+
+
+@lru_cache(maxsize=131072)
+def _clean_text(value: str) -> str:
+    """``clean`` of a string, remembered: a sheet repeats its communes, levels, marks."""
+    if value.isprintable() and "  " not in value and unicodedata.is_normalized("NFC", value) \
+            and value == value.strip():
         return value  # already clean: the common case, checked in C
+    return _clean(value)
+
+
+def _clean(value: object) -> str:
     text = nfc(str(value))
     text = _CONTROL.sub("", text)
     return _SPACES.sub(" ", text).strip()

@@ -13,10 +13,10 @@ from openpyxl import Workbook
 from intake.config import Limits
 from intake.samples import eligible_rows, form
 from intake.sheets.header import canonical, match_field
+from intake.sheets.legacy import unicode_to_tcvn3
 from intake.sheets.read import read_file
 from intake.sheets.report import check_files
 from intake.sheets.rows import mark, members, status_text, year
-from intake.sheets.tcvn3 import unicode_to_tcvn3
 
 CORPUS = Path(__file__).parent / "corpus" / "sheets"
 
@@ -171,10 +171,12 @@ def test_value_parsers():
         == [15, 15, 15, 15, 15, None, None, -3]
     assert [mark(v) for v in ("x", "X", "✓", "1", "có", "", None, "0", "không", "?")] \
         == [True, True, True, True, True, False, False, False, False, None]
+    assert [mark(v) for v in ("√", "✔", "☑", "Ｘ", " √ ", "✅")] == [True] * 6
     assert [year(v) for v in (2019, 2019.0, "2019", "năm 2019", "19", "2018-2019")] \
         == [2019, 2019, 2019, 2019, None, None]
     assert status_text("Đã công nhận năm 2019") == (2019, False)
-    assert status_text("Đăng ký năm 2021") == (None, True)
+    assert status_text("Đăng ký năm 2021") == (2021, True)  # the year is checked against the campaign
+    assert status_text("Đăng ký TSVMTD") == (None, True)
     assert status_text("không rõ") is None
 
 

@@ -6,7 +6,7 @@ import unicodedata
 
 import pytest
 
-from intake.sheets.tcvn3 import tcvn3_to_unicode, unicode_to_tcvn3
+from intake.sheets.legacy import tcvn3_to_unicode, unicode_to_tcvn3
 from intake.text import clean, fold, name_key, vietnamese_sort_key
 
 

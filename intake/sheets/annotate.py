@@ -8,6 +8,7 @@ Notes that have no cell (a missing column, coverage) go on a first sheet.
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path, PurePath
 
 from openpyxl import Workbook, load_workbook
@@ -57,16 +58,59 @@ def _value(value: object) -> object:
     return value
 
 
+_ROW_PREFIX = re.compile(r"^Dòng (\d+): ")
+
+
+def _rows_text(rows: list[int]) -> str:
+    """[8, 9, 10, 14] -> "8–10, 14"."""
+    runs: list[list[int]] = []
+    for row in sorted(set(rows)):
+        if runs and row == runs[-1][-1] + 1:
+            runs[-1].append(row)
+        else:
+            runs.append([row])
+    return ", ".join(f"{r[0]}–{r[-1]}" if len(r) > 1 else str(r[0]) for r in runs)
+
+
 def _comment(findings: list[Finding]) -> Comment:
-    lines = []
+    """One line per mistake: the same one on several rows of a merged cell is said once,
+    naming the rows ("Dòng 8–12: “Xã Không Có” không thuộc …")."""
+    grouped: dict[tuple[str, str, str], list[int]] = {}
     for f in findings:
-        line = f"[{f.code}] {f.message}"
-        if f.suggestion:
-            line += f" {f.suggestion}"
+        match = _ROW_PREFIX.match(f.message)
+        rest = f.message[match.end():] if match else f.message
+        grouped.setdefault((f.code, rest, f.suggestion), []).append(
+            int(match.group(1)) if match else 0)
+    lines = []
+    for (code, rest, suggestion), rows in grouped.items():
+        numbers = [r for r in rows if r]
+        line = f"[{code}] " + (f"Dòng {_rows_text(numbers)}: " if numbers else "") + rest
+        if suggestion:
+            line += f" {suggestion}"
         lines.append(line)
     comment = Comment(str(_value("\n".join(lines)[:2000])), "Ban TC-KT")
     comment.width, comment.height = 320, 40 + 40 * len(lines)
     return comment
+
+
+def _origins(report: FileReport) -> dict[tuple[str, int, str], tuple[int, str]]:
+    """(sheet, row, column) of each cell a merge covers -> its merge's first cell, where
+    the value (and so the mark) is shown."""
+    out: dict[tuple[str, int, str], tuple[int, str]] = {}
+    for header in report.headers:
+        for r1, c1, r2, c2 in header.table.merged:
+            if (r2 - r1 + 1) * (c2 - c1 + 1) > 100_000:
+                continue
+            for r in range(r1, r2 + 1):
+                for c in range(c1, c2 + 1):
+                    if (r, c) != (r1, c1):
+                        out[(header.table.sheet, r + 1, column_letter(c + 1))] = (
+                            r1 + 1, column_letter(c1 + 1))
+    return out
+
+
+def _place(f: Finding, origins: dict[tuple[str, int, str], tuple[int, str]]) -> tuple[int, str]:
+    return origins.get((f.sheet, f.row or 0, f.column), (f.row or 0, f.column))
 
 
 def _notes_rows(notes: list[Finding]) -> list[list[str]]:
@@ -85,9 +129,10 @@ def _annotate_fast(report: FileReport, extra: list[Finding]) -> bytes:
     by_sheet: dict[str, dict[tuple[int, str], list[Finding]]] = {}
     notes: list[Finding] = list(extra)
     sheets = {h.table.sheet for h in report.headers}
+    origins = _origins(report)
     for f in report.all_findings:
         if f.sheet in sheets and f.row and f.column:
-            by_sheet.setdefault(f.sheet, {}).setdefault((f.row, f.column), []).append(f)
+            by_sheet.setdefault(f.sheet, {}).setdefault(_place(f, origins), []).append(f)
         else:
             notes.append(f)
     book = Workbook(write_only=True)
@@ -130,9 +175,10 @@ def annotate(report: FileReport, extra: list[Finding] = ()) -> bytes | None:  # 
         return None
     by_cell: dict[tuple[str, int, str], list[Finding]] = {}
     notes: list[Finding] = list(extra)
+    origins = _origins(report)
     for f in report.all_findings:
         if f.sheet in book.sheetnames and f.row and f.column:
-            by_cell.setdefault((f.sheet, f.row, f.column), []).append(f)
+            by_cell.setdefault((f.sheet, *_place(f, origins)), []).append(f)
         else:
             notes.append(f)
     for (sheet, row, column), items in by_cell.items():
@@ -163,8 +209,8 @@ def annotate_report(report: Report, folder: Path) -> list[Path]:
     """Write one annotated copy per file into ``folder`` (``intake check --annotate``)."""
     folder.mkdir(parents=True, exist_ok=True)
     written = []
-    for index, file in enumerate(report.files):
-        data = annotate(file, report.coverage if index == 0 else [])
+    for file in report.files:
+        data = annotate(file, file.coverage)
         if data is None:
             continue
         path = folder / annotated_name(file.file)

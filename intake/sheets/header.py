@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from ..text import fold
 from .read import Table, column_letter
@@ -91,9 +92,9 @@ _RULES: list[tuple[str, str]] = [
 ]
 _COMPILED = [(re.compile(pattern), name) for pattern, name in _RULES]
 _SUBS = [(re.compile(pattern), repl) for pattern, repl in _SUBSTITUTIONS]
-_NUMBERING = re.compile(r"\(?\d{1,2}\)?")
 
 
+@lru_cache(maxsize=16384)
 def canonical(text: object) -> str:
     """Header text in its canonical short form ("Số lượng đoàn viên" -> "sl dv")."""
     value = fold(text)
@@ -205,12 +206,4 @@ def find_header(table: Table, scan_rows: int = 30) -> Header | None:
             best = header
     if best is None or best.score < 3:
         return None
-    if _is_numbering(_filled(table, best.data_start)):
-        best.last_row += 1
     return best
-
-
-def _is_numbering(values: list[object]) -> bool:
-    """The "(1) (2) (3) …" row many forms put under the header."""
-    texts = [str(v).strip() for v in values if v is not None and str(v).strip()]
-    return len(texts) >= 3 and all(_NUMBERING.fullmatch(t) for t in texts)

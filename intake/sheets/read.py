@@ -23,15 +23,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import PurePath
+from typing import TYPE_CHECKING
 
 import python_calamine as calamine
 
-from ..config import Limits
 from ..findings import Finding, finding
 from ..text import clean, nfc
 from . import sandbox
 from .extent import oversized
-from .tcvn3 import looks_tcvn3, tcvn3_to_unicode
+from .fonts import SheetExtras, extras
+from .legacy import reading, reread
+
+if TYPE_CHECKING:
+    from ..config import Limits
 
 log = logging.getLogger(__name__)
 
@@ -105,17 +109,78 @@ def _cell(value: object) -> object:
 
 @lru_cache(maxsize=65536)
 def _text(value: str) -> str:
-    """Cell text as NFC Unicode, TCVN3 converted; cached (forms repeat their words)."""
-    return nfc(tcvn3_to_unicode(value) if looks_tcvn3(value) else value)
+    """Cell text as NFC Unicode; cached (forms repeat their words). Legacy encodings are
+    decided afterwards, per table (``_decode_legacy``): that needs the cell's font and
+    its column."""
+    return nfc(value)
 
 
-def _limit_rows(rows: Iterator[list[object]], limits: Limits, offset: int) -> list[list[object]]:
+def _decode_legacy(rows: list[list[object]], extra: SheetExtras | None,
+                   foreign: list[tuple[int, int]]) -> None:
+    """Read TCVN3 and VNI-Windows text as the Vietnamese it means, in place.
+
+    Strongest sign first: the cell's own font (and rich text decoded run by run), then
+    characters only the legacy encodings produce; a cell that could be either Unicode or
+    legacy ("chi bé Êp phó héi") follows its column's sure cells, else its sheet's,
+    else whether decoding makes real Vietnamese syllables of it (``legacy.reading``).
+    ``foreign`` are the cells with text beyond ASCII (``_limit_rows`` notes them): the
+    only ones either encoding can change.
+    """
+    hints = extra.hints if extra else {}
+    texts = extra.texts if extra else {}
+    by_column: dict[int, dict[str, int]] = {}
+    by_sheet: dict[str, int] = {}
+    unsure: list[tuple[int, int, str, str]] = []
+    for (r, c), text in texts.items():
+        if r < len(rows) and c < len(rows[r]) and type(rows[r][c]) is str:
+            rows[r][c] = nfc(text)
+    for r, c in foreign:
+        if texts and (r, c) in texts:
+            continue
+        value = rows[r][c]
+        text, encoding, sure = reading(value, hints.get((r, c)) if hints else None)  # type: ignore[arg-type]
+        if encoding:  # surely legacy, or made of syllables only once decoded
+            rows[r][c] = text
+            column = by_column.setdefault(c, {})
+            column[encoding] = column.get(encoding, 0) + 1
+            by_sheet[encoding] = by_sheet.get(encoding, 0) + 1
+        elif not sure:
+            unsure.append((r, c, value, text))  # type: ignore[arg-type]
+    for r, c, value, _text in unsure:
+        around = by_column.get(c) or by_sheet
+        if around:
+            rows[r][c] = reread(value, max(around, key=lambda e: around[e]))
+
+
+def _limit_rows(rows: Iterator[list[object]], limits: Limits | ReaderLimits, offset: int,
+                foreign: list[tuple[int, int]]) -> list[list[object]]:
+    """Rows as lists of normalised cells (``_cell``), within the row and column limits.
+
+    The loop is ``_cell`` written out: it runs once per cell of the file, and a function
+    call per cell was a fifth of reading a 20,000-row sheet.
+    """
     out: list[list[object]] = []
-    width = limits.max_columns
+    width = max(0, limits.max_columns - offset)
+    text = _text
+    note = foreign.append
     for count, raw in enumerate(rows, start=1):
         if count > limits.max_rows:
             raise TooLarge(f"trang tính có hơn {limits.max_rows:,} dòng".replace(",", "."))
-        cells = [None] * offset + [_cell(v) for v in raw[: max(0, width - offset)]]
+        cells: list[object] = [None] * offset
+        for value in raw[:width] if len(raw) > width else raw:
+            kind = type(value)
+            if kind is str:
+                if not value:
+                    cells.append(None)
+                elif value.isascii():
+                    cells.append(value)
+                else:
+                    note((count - 1, len(cells)))
+                    cells.append(text(value))
+            elif kind is float:
+                cells.append(int(value) if value.is_integer() and abs(value) < 1e15 else value)
+            else:
+                cells.append(_cell(value))
         while cells and cells[-1] is None:
             cells.pop()
         out.append(cells)
@@ -124,7 +189,7 @@ def _limit_rows(rows: Iterator[list[object]], limits: Limits, offset: int) -> li
     return out
 
 
-def _check_zip(data: bytes, limits: Limits) -> None:
+def _check_zip(data: bytes, limits: Limits | ReaderLimits) -> None:
     """Refuse zip bombs from the central directory before any member is inflated."""
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
@@ -161,7 +226,7 @@ def _is_encrypted(data: bytes) -> bool:
     return False
 
 
-def _check_extent(data: bytes, limits: Limits) -> None:
+def _check_extent(data: bytes, limits: Limits | ReaderLimits) -> None:
     """Refuse a sheet whose valued cells span more than the limits, before calamine sees it.
 
     calamine allocates the whole box between the first and last valued cell at once, so
@@ -185,7 +250,7 @@ def _number(value: int) -> str:
     return f"{value:,}".replace(",", ".")
 
 
-def _read_workbook(name: str, data: bytes, limits: Limits) -> list[Table]:
+def _read_workbook(name: str, data: bytes, limits: Limits | ReaderLimits) -> list[Table]:
     if data.startswith(ZIP_MAGIC):
         _check_zip(data, limits)
     if _is_encrypted(data):
@@ -197,6 +262,7 @@ def _read_workbook(name: str, data: bytes, limits: Limits) -> list[Table]:
         metadata = workbook.sheets_metadata
         if len(metadata) > limits.max_sheets:
             raise TooLarge(f"tệp có {len(metadata)} trang tính (tối đa {limits.max_sheets})")
+        kept = extras(data, PurePath(name.lower()).suffix)
         tables = []
         for index, meta in enumerate(metadata):
             if str(meta.typ) not in ("SheetTypeEnum.WorkSheet", "WorkSheet"):
@@ -204,12 +270,17 @@ def _read_workbook(name: str, data: bytes, limits: Limits) -> list[Table]:
             sheet = workbook.get_sheet_by_index(index)
             start = sheet.start
             offset = start[1] if start else 0
-            rows = _limit_rows(sheet.iter_rows(), limits, offset) if start else []
+            foreign: list[tuple[int, int]] = []
+            rows = _limit_rows(sheet.iter_rows(), limits, offset, foreign) if start else []
             merged = [
                 (r1, c1, r2, c2)
                 for (r1, c1), (r2, c2) in (sheet.merged_cell_ranges or [])
             ]
             hidden = not str(meta.visible).endswith(".Visible")
+            extra = kept.get(meta.name)
+            if extra and extra.merged and not merged:
+                merged = extra.merged  # .ods: calamine does not report them
+            _decode_legacy(rows, extra, foreign)
             tables.append(Table(name, nfc(meta.name), rows, merged, hidden))
         return tables
     finally:
@@ -219,7 +290,7 @@ def _read_workbook(name: str, data: bytes, limits: Limits) -> list[Table]:
 Verdict = tuple[str, object, str]  # (kind, tables or reason, suggestion)
 
 
-def _workbook_verdict(name: str, data: bytes, limits: Limits) -> Verdict:
+def _workbook_verdict(name: str, data: bytes, limits: Limits | ReaderLimits) -> Verdict:
     """Read a workbook and say how it went in plain, picklable values.
 
     This is what runs inside the sandbox: exceptions (calamine's own types among them)
@@ -239,16 +310,33 @@ def _workbook_verdict(name: str, data: bytes, limits: Limits) -> Verdict:
         return ("unreadable", _reason(exc), "")
 
 
-def _memory_reason(limits: Limits) -> str:
+def _memory_reason(limits: Limits | ReaderLimits) -> str:
     return (f"đọc tệp cần hơn {_number(limits.max_reader_memory_mb)} MB bộ nhớ "
             "(bảng tính quá lớn hoặc khai báo vùng dữ liệu quá rộng)")
+
+
+@dataclass(frozen=True)
+class ReaderLimits:
+    """The limits the reader itself applies, as plain values: the worker unpickles this
+    without importing the settings models (pydantic), a tenth of a second of its start."""
+
+    max_rows: int
+    max_columns: int
+    max_sheets: int
+    max_uncompressed_bytes: int
+    max_reader_memory_mb: int
+
+    @classmethod
+    def of(cls, limits: Limits) -> ReaderLimits:
+        return cls(limits.max_rows, limits.max_columns, limits.max_sheets,
+                   limits.max_uncompressed_bytes, limits.max_reader_memory_mb)
 
 
 def _read_workbook_safely(name: str, data: bytes, limits: Limits) -> Verdict:
     """The verdict, from the sandboxed worker unless isolation is switched off."""
     if not limits.isolate_readers:
         return _workbook_verdict(name, data, limits)
-    outcome = sandbox.default().call(_workbook_verdict, name, data, limits,
+    outcome = sandbox.default().call(_workbook_verdict, name, data, ReaderLimits.of(limits),
                                      memory_mb=limits.max_reader_memory_mb,
                                      seconds=limits.max_reader_seconds)
     if outcome.ok:
@@ -282,7 +370,9 @@ def _read_csv(name: str, data: bytes, limits: Limits) -> list[Table]:
     except csv.Error:
         dialect = csv.excel
     reader = csv.reader(io.StringIO(text, newline=""), dialect)
-    rows = _limit_rows(iter(reader), limits, 0)
+    foreign: list[tuple[int, int]] = []
+    rows = _limit_rows(iter(reader), limits, 0, foreign)
+    _decode_legacy(rows, None, foreign)
     return [Table(name, PurePath(name).stem or "CSV", rows)]
 
 

@@ -182,6 +182,7 @@ class Sandbox:
         self._process: subprocess.Popen[bytes] | None = None
         self._requests = self._replies = -1  # our ends of the two pipes
         self._budget = -1
+        self._ready = False  # the worker said it is ready (a prestarted one may not have yet)
         self.started = 0  # workers started so far (tests and benchmarks read it)
 
     def call(self, function: Callable[..., Any], *args: Any, memory_mb: int,
@@ -230,8 +231,19 @@ class Sandbox:
         if self._process is not None and (self._budget != budget
                                           or self._process.poll() is not None):
             self._stop()
-        if self._process is not None:
+        if self._process is None:
+            self._spawn(budget)
+        if self._ready:
             return
+        try:  # the time limit of a call counts from here, not from the interpreter's start
+            _read(self._replies, time.monotonic() + STARTUP_SECONDS)
+        except (_Late, _Gone, OSError) as exc:
+            self._stop()
+            raise SandboxError(f"the reader process did not start ({type(exc).__name__})"
+                               ) from None
+        self._ready = True
+
+    def _spawn(self, budget: int) -> None:
         requests_r, requests_w = os.pipe()
         replies_r, replies_w = os.pipe()
         environment = {k: os.environ[k] for k in ENVIRONMENT if k in os.environ}
@@ -249,13 +261,8 @@ class Sandbox:
             os.close(requests_r)
             os.close(replies_w)
         self._requests, self._replies, self._budget = requests_w, replies_r, budget
+        self._ready = False
         self.started += 1
-        try:  # the time limit of a call counts from here, not from the interpreter's start
-            _read(replies_r, time.monotonic() + STARTUP_SECONDS)
-        except (_Late, _Gone, OSError) as exc:
-            self._stop()
-            raise SandboxError(f"the reader process did not start ({type(exc).__name__})"
-                               ) from None
 
     def _died(self) -> Outcome:
         """The worker closed its pipe mid-call: say how it ended, and forget it."""
@@ -286,6 +293,7 @@ class Sandbox:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self._process.wait(5)
         self._process, self._requests, self._replies, self._budget = None, -1, -1, -1
+        self._ready = False
 
 
 _default: Sandbox | None = None
