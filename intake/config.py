@@ -139,6 +139,7 @@ class Limits(_Section):
     max_zip_depth: int = Field(2, ge=0)
     max_attachments: int = Field(20, ge=1)
     max_message_bytes: int = Field(40 * 1024 * 1024, ge=1)
+    max_findings_in_reply: int = Field(50, ge=1)  # lines; the marked-up file shows the rest
     # Workbooks are read in a child process (a Rust abort or an exhausted memory limit
     # there is a FILE_TOO_LARGE finding, not the end of ``intake run``).
     isolate_readers: bool = True

@@ -16,7 +16,7 @@ from jinja2 import Environment
 from . import archive, staff
 from .config import Settings
 from .decide import Outcome
-from .findings import Finding, finding
+from .findings import Finding, condense, finding, number
 from .labels import LEVELS
 from .mail import smtp
 from .mail.envelope import Envelope
@@ -30,6 +30,17 @@ from .store import Stage, Store
 from .text import name_key
 
 log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class Shown:
+    """One condensed line of a reply, shaped like a finding for the templates."""
+
+    message: str
+    cell: str = ""
+    suggestion: str = ""
+    row: int | None = None
+    value: str = ""
 
 
 class Filer:
@@ -245,6 +256,7 @@ class Filer:
         # MAIL_LATE is said once, by the template's own late notice (it knows the policy).
         warnings = [f for f in findings if not f.is_error and f.code != "MAIL_LATE"]
         valid = [r for r in report.results if r.valid]
+        groups, more, shown_warnings = self._bounded(errors, warnings)
         unit = outcome.unit.code if outcome.unit else ""
         levels = dict(self.store.db.execute(  # the unit's list after this mail ("bổ sung")
             "SELECT level, COUNT(*) FROM rows WHERE unit_code=? AND current=1 AND valid=1"
@@ -259,12 +271,28 @@ class Filer:
             "provincial": sum(1 for r in valid if r.row.level == "provincial"),
             "district": sum(1 for r in valid if r.row.level == "district"),
             "errors": errors,
-            "groups": group_findings(errors),
+            "groups": groups,
+            "more": more,
             "warnings": [{"where": where(f), "message": f.message, "suggestion": f.suggestion}
-                         for f in warnings],
+                         for f in shown_warnings],
             "annotated": False,
             "levels": LEVELS,
         }
+
+    def _bounded(self, errors: list[Finding], warnings: list[Finding]
+                 ) -> tuple[list[dict[str, object]], int, list[Finding]]:
+        """A reply stays short and readable whatever the file (SPEC §6): past
+        ``max_findings_in_reply`` findings, one line per mistake repeated down a column,
+        and the count of what only the marked-up file shows."""
+        limit = self.settings.limits.max_findings_in_reply
+        if len(errors) <= limit:
+            return group_findings(errors), 0, warnings[:limit]
+        lines, more = condense(errors, limit)
+        shown = [Shown(line.text) for line in lines]
+        title = (f"Tóm tắt {number(len(errors))} lỗi (lỗi giống nhau trong một cột được gộp "
+                 "thành một dòng)")
+        return [{"file": "", "sheet": "", "title": title, "findings": shown}], more, \
+            warnings[:limit]
 
     def queue_reply(self, row, outcome: Outcome, env: Envelope) -> None:
         kind = outcome.reply_kind or outcome.status
@@ -273,6 +301,7 @@ class Filer:
         context.setdefault("command", outcome.command.line if outcome.command else "")
         context.setdefault("unit_name", outcome.unit.name if outcome.unit else "")
         context.setdefault("ignored", [])
+        context.setdefault("more", 0)
         files = self._annotated(outcome) if outcome.status == "needs-correction" else []
         context["annotated"] = bool(files)
         reply = build_reply(

@@ -62,3 +62,37 @@ def test_wrong_layout_reply_is_short_and_the_marked_file_marks_every_cell(settin
     red = {(cell.row, cell.column_letter) for row in sheet.iter_rows() for cell in row
            if cell.comment is not None and cell.fill.fgColor.rgb.endswith("FF9999")}
     assert red == wrong
+
+
+def test_the_reply_to_a_file_full_of_mistakes_is_short_and_marks_every_cell(tmp_path,
+                                                                             reference):
+    """SPEC §6: at most max_findings_in_reply lines, a mistake down a column is one line,
+    the reply (with the marked-up file) stays under 1 MB."""
+    from datetime import datetime
+
+    from intake.config import TZ
+    from intake.samples import unit_mail
+
+    from .conftest import file_offline, make_settings
+
+    settings = make_settings(tmp_path, rules={"require_sender_auth": False})
+    items = office.registrations(settings, reference)
+    unit = reference.units["CT"]
+    message = unit_mail(unit.emails[0], "ban@example.org", "DS", attachments=[
+        ("sai_mau.xlsx", wrong_layout(items, 3_600))])
+    file_offline(settings, [(message, datetime(2021, 2, 10, 9, 0, tzinfo=TZ))])
+    from intake.store import open_store
+
+    with open_store(settings.paths.data_dir) as store:
+        [raw] = [r["raw"] for r in store.query("SELECT raw FROM outbox")]
+    assert len(raw) < 1_000_000
+    from email import message_from_bytes, policy
+
+    reply = message_from_bytes(raw, policy=policy.default)
+    text = reply.get_body(("plain",)).get_content()
+    lines = [line for line in text.splitlines() if line.startswith("- ")]
+    assert len(lines) <= settings.limits.max_findings_in_reply + 1
+    assert any(line.startswith("- Cột D, dòng 2–3.601:") for line in lines), text[:3000]
+    assert "lỗi khác: xem các ô tô đỏ" in text or len(lines) < 50
+    [marked] = [p for p in reply.iter_attachments()]
+    assert marked.get_filename().endswith("_can-sua.xlsx")
