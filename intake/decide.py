@@ -14,7 +14,7 @@ from datetime import datetime
 from . import staff
 from .config import Settings
 from .findings import Finding, finding
-from .mail.attachments import extract
+from .mail.attachments import extract, unreadable_candidates
 from .mail.envelope import Envelope, envelope, parse
 from .reference import Reference, Unit
 from .replies import local_time
@@ -115,6 +115,9 @@ class Decider:
         if late and settings.campaign.late_policy == "reject":
             return Outcome(Status.REJECTED_LATE, unit, late=True, reply_kind="rejected-late",
                            reply_context=context, detail="gửi sau hạn chót")
+        candidates = unreadable_candidates(ignored)
+        if not attachments and candidates:  # the list, most likely, in a form we cannot read
+            attachments = [(name, b"") for name in candidates]
         if not attachments:
             context["ignored"] = ignored
             return Outcome(Status.NO_ATTACHMENT, unit, late=late, reply_kind="no-attachment",

@@ -112,6 +112,8 @@ class Filer:
              int(outcome.late)))
         submission = cursor.lastrowid
         for name, data in outcome.attachments:
+            if not data:  # named only (a .pdf sent instead of the list): nothing to keep
+                continue
             path, digest = archive.keep_attachment(self.settings.paths.data_dir, name, data)
             db.execute("INSERT INTO files(submission, name, sha256, path) VALUES (?,?,?,?)",
                        (submission, name, digest, path))

@@ -121,3 +121,30 @@ def test_hostile_file_names_are_made_safe():
     vietnamese = safe_name("ệ" * 79 + ".xlsx")
     assert len(vietnamese.encode()) <= 120 and vietnamese.endswith(".xlsx")
     assert vietnamese == "ệ" * 38 + ".xlsx"  # 38 × 3 bytes + 5 = 119 ≤ 120 < 39 × 3 + 5
+
+
+def test_only_unreadable_candidates_get_file_unsupported_naming_each(tmp_path, reference):
+    """SPEC §4 step 4: a .pdf or .rar sent instead of the list is FILE_UNSUPPORTED for
+    each file (needs-correction), not "no attachment"; an image alone is no-attachment."""
+    from intake.store import open_store
+
+    from .conftest import file_offline
+
+    settings = make_settings(tmp_path, rules={"require_sender_auth": False})
+    unit = reference.units["CT"]
+    files = unit_mail(unit.emails[0], "ban@example.org", "DS")
+    files.add_attachment(b"%PDF-1.7 ...", maintype="application", subtype="pdf",
+                         filename="Danh sách.pdf")
+    files.add_attachment(b"Rar!\x1a\x07\x00", maintype="application", subtype="x-rar",
+                         filename="ds.rar")
+    photo = unit_mail(unit.emails[1] if len(unit.emails) > 1 else unit.emails[0],
+                      "ban@example.org", "Ảnh")
+    photo.add_attachment(b"\x89PNG....", maintype="image", subtype="png", filename="anh.png")
+    file_offline(settings, [(files, datetime(2021, 2, 10, 9, 0).astimezone()),
+                            (photo, datetime(2021, 2, 10, 9, 5).astimezone())])
+    with open_store(settings.paths.data_dir) as store:
+        statuses = [r["status"] for r in store.query("SELECT status FROM messages ORDER BY uid")]
+        found = [(r["code"], r["file"]) for r in store.query(
+            "SELECT code, file FROM findings WHERE code LIKE 'FILE_%' ORDER BY id")]
+    assert statuses == ["needs-correction", "no-attachment"]
+    assert found == [("FILE_UNSUPPORTED", "Danh sách.pdf"), ("FILE_UNSUPPORTED", "ds.rar")]

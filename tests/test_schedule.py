@@ -200,8 +200,10 @@ def test_run_as_a_daemon(tmp_path, dovecot, smtp_sink, reference, poll_minutes, 
         assert [m["X-Intake-Status"] for m in smtp_sink.messages] == ["accepted"]
         started = time.monotonic()
         daemon.send_signal(signal.SIGTERM)
-        assert daemon.wait(10) == 0
-        assert time.monotonic() - started < 5
+        assert daemon.wait(20) == 0
+        # The running step finishes first (IDLE may just have started one): seconds, not
+        # minutes, even on a loaded CI machine.
+        assert time.monotonic() - started < 10
         # Without -v, the journal has a line for the message and for each job, in the
         # board's time zone, and none of the scheduler's own chatter.
         journal = daemon.stderr.read() if daemon.stderr else ""

@@ -61,6 +61,16 @@ def _filename(part: Message) -> str:
     return str(name) if name else ""
 
 
+# Files that may well hold the list but cannot be read as one (SPEC §4 step 4): sent
+# alone, they get FILE_UNSUPPORTED naming each, not a "no attachment" reply.
+LIST_CANDIDATES = {".rar", ".7z", ".tar", ".gz", ".pdf", ".doc", ".docx", ".odt", ".rtf",
+                   ".numbers", ".gsheet"}
+
+
+def unreadable_candidates(names: list[str]) -> list[str]:
+    return [n for n in names if PurePath(n.lower()).suffix in LIST_CANDIDATES]
+
+
 def extract(message: Message, max_attachments: int) -> tuple[list[Attachment], list[str]]:
     """(spreadsheets, names of the other files ignored); nested rfc822 parts are walked."""
     sheets: list[Attachment] = []
