@@ -111,7 +111,7 @@ def test_annotate_marks_wrong_cells_red_with_a_comment(capsys, config, tmp_path,
     book = load_workbook(out_dir / "ds_can-sua.xlsx")
     cell = book["Danh sách"][f"D{FIRST_DATA_ROW + 1}"]
     assert cell.fill.fgColor.rgb.endswith("FF9999")
-    assert "ROW_MEMBERS_INVALID" in cell.comment.text
+    assert "“nhiều”" in cell.comment.text and "ROW_" not in cell.comment.text
     assert cell.value == "nhiều"  # the sender's value is kept
 
 

@@ -127,5 +127,6 @@ def test_annotated_merged_file_marks_the_first_cell_of_a_merge(items, settings, 
     sheet = book["Danh sách"]
     origin = sheet[f"B{where[run[0]]}"]
     assert origin.comment is not None and origin.fill.fgColor.rgb.endswith("FF9999")
-    assert origin.comment.text.count("ROW_COMMUNE_UNKNOWN") == 1
+    assert origin.comment.text.count("không thuộc Huyện đoàn") == 1  # said once for the merge
+    assert "ROW_" not in origin.comment.text  # Vietnamese only where people read
     assert f"Dòng {where[run[0]]}–{where[run[-1]]}: " in origin.comment.text

@@ -16,7 +16,7 @@ from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.comments import Comment
 from openpyxl.styles import Font, PatternFill
 
-from ..findings import Finding
+from ..findings import Finding, row_ranges
 from ..mail.attachments import safe_name
 from .read import column_letter
 from .report import FileReport, Report
@@ -61,17 +61,6 @@ def _value(value: object) -> object:
 _ROW_PREFIX = re.compile(r"^Dòng (\d+): ")
 
 
-def _rows_text(rows: list[int]) -> str:
-    """[8, 9, 10, 14] -> "8–10, 14"."""
-    runs: list[list[int]] = []
-    for row in sorted(set(rows)):
-        if runs and row == runs[-1][-1] + 1:
-            runs[-1].append(row)
-        else:
-            runs.append([row])
-    return ", ".join(f"{r[0]}–{r[-1]}" if len(r) > 1 else str(r[0]) for r in runs)
-
-
 def _comment(findings: list[Finding]) -> Comment:
     """One line per mistake: the same one on several rows of a merged cell is said once,
     naming the rows ("Dòng 8–12: “Xã Không Có” không thuộc …")."""
@@ -82,9 +71,10 @@ def _comment(findings: list[Finding]) -> Comment:
         grouped.setdefault((f.code, rest, f.suggestion), []).append(
             int(match.group(1)) if match else 0)
     lines = []
-    for (code, rest, suggestion), rows in grouped.items():
+    for (_code, rest, suggestion), rows in grouped.items():
         numbers = [r for r in rows if r]
-        line = f"[{code}] " + (f"Dòng {_rows_text(numbers)}: " if numbers else "") + rest
+        # Vietnamese only, where people read: the code stays in `intake check` and JSON.
+        line = (f"Dòng {row_ranges(numbers)}: " if numbers else "") + rest
         if suggestion:
             line += f" {suggestion}"
         lines.append(line)
