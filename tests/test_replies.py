@@ -208,14 +208,25 @@ def test_rate_limit_blocked_addresses_and_dry_run(tmp_path, smtp_sink):
     assert len(smtp_sink.messages) == 2  # nothing sent in dry-run
 
 
-@pytest.mark.parametrize("kind", ["accepted", "needs-correction", "no-attachment",
-                                  "unknown-sender", "rejected-late"])
+SAYS = {  # what each rendered page must say, read back from Chromium's own PDF
+    "accepted": ["Kính gửi Huyện đoàn Châu Thành", "TIẾP NHẬN"],
+    "needs-correction": ["Kính gửi Huyện đoàn Châu Thành", "CHƯA ĐƯỢC TIẾP NHẬN",
+                         "Dòng 9: chưa ghi “Số lượng đoàn viên”."],
+    "no-attachment": ["Kính gửi Huyện đoàn Châu Thành"],
+    "unknown-sender": ["hd@example.org"],
+    "rejected-late": ["Kính gửi Huyện đoàn Châu Thành"],
+}
+
+
+@pytest.mark.parametrize("kind", list(SAYS))
 def test_html_renders_in_headless_chromium(tmp_path, kind):
+    """The HTML part as a mail client shows it: Chromium prints it to PDF, and the text
+    read back from that PDF says what the reply must say, in Vietnamese, whole."""
     import subprocess
 
     from .conftest import need
 
-    chromium = need("chromium")
+    chromium, pdftotext = need("chromium"), need("pdftotext")
     settings = outbox_settings(tmp_path, 25)
     errors = [finding("ROW_REQUIRED", "Dòng 9: chưa ghi “Số lượng đoàn viên”.", file="a.xlsx",
                       sheet="Danh sách", row=9, column="D")]
@@ -225,15 +236,19 @@ def test_html_renders_in_headless_chromium(tmp_path, kind):
     assert "{{" not in html and "{%" not in html
     page = tmp_path / f"{kind}.html"
     page.write_text(html, encoding="utf-8")
-    shot = tmp_path / f"{kind}.png"
+    pdf = tmp_path / f"{kind}.pdf"
     done = subprocess.run(
-        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-         f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}",
-         "--window-size=900,900", page.as_uri()],
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={tmp_path / 'profile'}", f"--print-to-pdf={pdf}",
+         "--no-pdf-header-footer", page.as_uri()],
         capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr[-2000:]
-    data = shot.read_bytes()
-    assert data.startswith(b"\x89PNG") and len(data) > 10_000
+    assert done.returncode == 0 and pdf.exists(), done.stderr[-2000:]
+    text = subprocess.run([pdftotext, "-enc", "UTF-8", str(pdf), "-"], capture_output=True,
+                          text=True, check=True).stdout
+    flat = " ".join(text.split())
+    for phrase in SAYS[kind]:
+        assert phrase in flat, (phrase, flat[:1500])
 
 
 def test_board_and_province_come_from_configuration(tmp_path):
