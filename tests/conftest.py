@@ -327,6 +327,26 @@ def file_offline(settings, messages: list, first_uid: int = 1) -> None:
         pipeline.store.close()
 
 
+# A reply's context as filing builds it, for rendering replies in tests.
+BASE = {"unit_name": "Huyện đoàn Châu Thành", "sender": "hd@example.org",
+        "received_at": "09:30 ngày 10/02/2021", "deadline": "00:00 ngày 20/02/2021",
+        "year": 2021, "late": False, "ignored": [], "files": [], "valid_rows": 0,
+        "provincial": 0, "district": 0, "errors": [], "groups": [], "warnings": [],
+        "annotated": False, "addition": False, "unit_valid": 0, "unit_provincial": 0,
+        "unit_district": 0}
+
+
+def reply(settings, kind="accepted", to="hd@example.org", **context):
+    """A reply of ``kind`` built as filing builds it, threaded under an earlier message."""
+    from intake.replies import build, check_templates
+
+    env = check_templates(settings.paths.templates_dir)
+    return build(settings, env, kind, {**BASE, **context}, to=to,
+                 original_subject="Re: RE: Danh sách Chi đoàn kiểu mẫu Châu Thành",
+                 original_id="<orig@example.org>", references=["<earlier@example.org>"],
+                 status=kind, late=context.get("late", False))
+
+
 def count(settings: Settings, sql: str) -> int:
     """A single number from the state store (``SELECT COUNT(*) …``)."""
     store = open_store(settings.paths.data_dir)

@@ -173,7 +173,7 @@ def test_resend_requeues_failed_replies_and_status_shows_the_outbox(capsys, conf
     from intake.mail import smtp
     from intake.store import open_store
 
-    from .test_replies import reply
+    from .conftest import reply
 
     monkeypatch.setenv("INTAKE_PATHS__DATA_DIR", str(tmp_path / "data"))
     settings = load_settings(config)

@@ -14,8 +14,7 @@ from intake.errors import ConfigError, MailboxError
 from intake.mail.imap import login_hint
 from intake.samples import eligible_rows, form, unit_mail
 
-from .conftest import REFERENCE, TEMPLATES, mail_settings, poll
-from .test_workbook import file_offline
+from .conftest import REFERENCE, TEMPLATES, file_offline, mail_settings, poll
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:

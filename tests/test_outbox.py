@@ -32,8 +32,7 @@ from intake.demo import free_port
 from intake.mail import smtp
 from intake.store import MIGRATIONS, SCHEMA_VERSION, open_store
 
-from .conftest import make_cert, make_settings
-from .test_replies import reply
+from .conftest import make_cert, make_settings, reply
 
 STAFF = "canbo@example.org"
 PASSWORD = "s3cret-app-password"

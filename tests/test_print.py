@@ -181,8 +181,7 @@ def demo_workbook(tmp_path: Path) -> tuple[Path, object]:
     from intake.demo import sample_mail
     from intake.pipeline import rebuild
 
-    from .conftest import make_settings
-    from .test_workbook import file_offline
+    from .conftest import file_offline, make_settings
 
     settings = make_settings(tmp_path)
     file_offline(settings, sample_mail(settings))

@@ -16,32 +16,17 @@ from intake.errors import TemplateError
 from intake.findings import finding
 from intake.mail import smtp
 from intake.reference import load_reference
-from intake.replies import build, check_templates, group_findings, reply_subject
+from intake.replies import check_templates, group_findings, reply_subject
 from intake.samples import eligible_rows, form, unit_mail
 from intake.store import open_store
 
-from .conftest import REFERENCE, TEMPLATES, make_settings
-
-BASE = {"unit_name": "Huyện đoàn Châu Thành", "sender": "hd@example.org",
-        "received_at": "09:30 ngày 10/02/2021", "deadline": "00:00 ngày 20/02/2021",
-        "year": 2021, "late": False, "ignored": [], "files": [], "valid_rows": 0,
-        "provincial": 0, "district": 0, "errors": [], "groups": [], "warnings": [],
-        "annotated": False, "addition": False, "unit_valid": 0, "unit_provincial": 0,
-        "unit_district": 0}
+from .conftest import REFERENCE, TEMPLATES, make_settings, reply
 
 
 def outbox_settings(tmp_path: Path, port: int, **smtp_keys):
     return make_settings(tmp_path, smtp={"host": "127.0.0.1", "port": port, "security": "none",
                                          "username": "", "from_address": "ban@example.org",
                                          **smtp_keys})
-
-
-def reply(settings, kind="accepted", to="hd@example.org", **context):
-    env = check_templates(settings.paths.templates_dir)
-    return build(settings, env, kind, {**BASE, **context}, to=to,
-                 original_subject="Re: RE: Danh sách Chi đoàn kiểu mẫu Châu Thành",
-                 original_id="<orig@example.org>", references=["<earlier@example.org>"],
-                 status=kind, late=context.get("late", False))
 
 
 def test_subject_gets_one_re():
@@ -284,7 +269,7 @@ def filed_replies(tmp_path, mails, **sections):
     """File (message, received) pairs offline; the queued replies, oldest first."""
     from email import message_from_bytes, policy
 
-    from .test_workbook import file_offline
+    from .conftest import file_offline
 
     settings = make_settings(tmp_path, rules={"require_sender_auth": False}, **sections)
     file_offline(settings, mails)
