@@ -8,7 +8,6 @@ server, days of temporary refusals, and a total deadline per send.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import socket
 import sqlite3
@@ -488,26 +487,13 @@ def test_a_trickling_server_is_cut_off_at_the_deadline(tmp_path, slow, attempts)
 @contextmanager
 def silent_server() -> Iterator[int]:
     """Accepts connections and never says a word (no banner, no TLS handshake)."""
-    listener = socket.create_server(("127.0.0.1", 0))
     held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def serve() -> None:
-        listener.settimeout(0.1)
-        while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                held.append(listener.accept()[0])
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
     try:
-        yield listener.getsockname()[1]
+        with loopback_server(held.append) as port:
+            yield port
     finally:
-        stop.set()
-        thread.join()
         for conn in held:
             conn.close()
-        listener.close()
 
 
 @pytest.mark.parametrize("security", ["none", "ssl"])
