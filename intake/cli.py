@@ -367,15 +367,14 @@ def cmd_review(args: argparse.Namespace, settings: Settings) -> int:
     if not items:
         print("Không có thư nào chờ Ban xem xét.")
         return EXIT_OK
-    from datetime import datetime
 
-    from .replies import local_time
+    from .replies import short_time
 
     table = RichTable("Mã thư", "Trạng thái", "Nhận lúc", "Người gửi", "Tiêu đề", "Lý do",
                       "Tệp đính kèm")
     for item in items:
         table.add_row(item.token, Pipeline.status_label(item.status),
-                      local_time(datetime.fromisoformat(item.received_at)), item.sender,
+                      short_time(item.received_at), item.sender,
                       item.subject, item.reason, item.attachments)
     _console().print(table)
     return EXIT_OK
