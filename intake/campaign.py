@@ -17,6 +17,7 @@ from .mail import smtp
 from .reference import Reference
 from .replies import local_time, notice
 from .sheets.template import template_bytes
+from .staff import waiting
 from .store import Store
 from .workbook import unit_summaries
 from .workbook import write as write_workbook
@@ -117,12 +118,10 @@ def send_digest(store: Store, reference: Reference, settings: Settings, env,
     failures = [f"{kind_label(r['kind']).capitalize()} tới {r['recipient']} "
                 f"{'bị trả lại' if r['state'] == 'bounced' else 'gửi lỗi'}: {r['last_error']}"
                 for r in store.query("SELECT * FROM outbox WHERE state IN ('failed','bounced')")]
-    failures += [f"Thư chờ Ban xem xét (mã {r['token']}): {r['sender'] or '(không rõ)'}, "
-                 f"“{r['subject']}”, nhận lúc {local_time(datetime.fromisoformat(r['received_at']))}"
-                 f" – {r['detail'] or r['error']}"
-                 for r in store.query("SELECT * FROM messages WHERE status IN ('held',"
-                                      "'unknown-sender') AND settled='' AND token IS NOT NULL"
-                                      " ORDER BY received_at")]
+    failures += [f"Thư chờ Ban xem xét (mã {w.token}): {w.sender or '(không rõ)'}, "
+                 f"“{w.subject}”, nhận lúc {local_time(datetime.fromisoformat(w.received_at))}"
+                 f" – {w.reason}"
+                 for w in waiting(store) if w.token]
     with store.transaction():
         count = _staff_mail(store, reference, settings, env, "digest",
                             "Tổng hợp tiếp nhận danh sách Chi đoàn kiểu mẫu ngày "

@@ -256,9 +256,9 @@ def _status_table(console: Console, store, settings: Settings) -> None:
 def _staff_lines(console: Console, store, reference) -> None:
     """What waits for staff, the addresses they added and what they decided lately (§10)."""
     from .replies import short_time
+    from .staff import waiting as waiting_for_staff
 
-    waiting = store.one("SELECT COUNT(*) FROM messages WHERE status IN ('held','unknown-sender')"
-                        " AND settled='' AND stage != 'recorded'")[0]
+    waiting = len(waiting_for_staff(store))
     console.print(f"Thư chờ Ban xem xét: {waiting}" + (" (xem: intake review)" if waiting else ""))
     for row in store.query("SELECT * FROM sender_addresses ORDER BY at"):
         unit = reference.units.get(row["unit_code"])
@@ -358,7 +358,7 @@ def cmd_review(args: argparse.Namespace, settings: Settings) -> int:
 
     pipeline = Pipeline(settings)
     try:
-        items = waiting(pipeline)
+        items = waiting(pipeline.store)
     finally:
         pipeline.store.close()
     if args.format == "json":
@@ -368,12 +368,13 @@ def cmd_review(args: argparse.Namespace, settings: Settings) -> int:
         print("Không có thư nào chờ Ban xem xét.")
         return EXIT_OK
 
+    from .labels import status_label
     from .replies import short_time
 
     table = RichTable("Mã thư", "Trạng thái", "Nhận lúc", "Người gửi", "Tiêu đề", "Lý do",
                       "Tệp đính kèm")
     for item in items:
-        table.add_row(item.token, Pipeline.status_label(item.status),
+        table.add_row(item.token, status_label(item.status),
                       short_time(item.received_at), item.sender,
                       item.subject, item.reason, item.attachments)
     _console().print(table)

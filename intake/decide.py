@@ -58,14 +58,19 @@ class Decider:
         ``trusted_unit``: staff released the message as this unit's (SPEC §10): the
         sender check is skipped, on staff's word.
         """
-        settings = self.settings
         message = parse(raw)
-        own = {settings.smtp.from_address.lower(), settings.mailbox.username.lower()}
-        env = envelope(message, own, settings.rules.authserv_id,
-                       {a.lower() for a in settings.rules.trusted_forwarders})
+        env = self.envelope_of(message)
         outcome = self._decide(message, env, received, trusted_unit)
         outcome.envelope = env
         return outcome
+
+    def envelope_of(self, message) -> Envelope:
+        """Who sent it, as this configuration reads senders (our own addresses, the
+        receiving server to believe, trusted forwarders)."""
+        settings = self.settings
+        own = {settings.smtp.from_address.lower(), settings.mailbox.username.lower()}
+        return envelope(message, own, settings.rules.authserv_id,
+                        {a.lower() for a in settings.rules.trusted_forwarders})
 
     def _staff_command(self, env: Envelope) -> Outcome | None:
         """A command from staff (SPEC §10), or a command-like message from anyone else,

@@ -20,16 +20,12 @@ from .config import Settings
 from .decide import Decider, Outcome
 from .errors import MailboxError, StorageError
 from .filing import Filer
-from .findings import Finding
-from .labels import STATUS_LABELS
 from .locks import cycle_lock
 from .mail import imap, smtp, sync
-from .mail.envelope import Envelope
 from .mail.oauth import imap_secret
 from .recheck import notice_reference_change
 from .reference import Reference, Unit, load_reference
 from .replies import check_templates
-from .sheets.report import Report
 from .store import Stage, Store, open_store
 from .workbook import write as write_workbook
 
@@ -121,8 +117,6 @@ class Pipeline:
                 result.errors.append(str(exc))
 
 
-
-
     def process_pending(self, result: CycleResult) -> None:
         """Decide and file every recorded message, whatever folder or UIDVALIDITY it was
         recorded under (work left by a crash is finished even after a renumbering)."""
@@ -177,7 +171,6 @@ class Pipeline:
                            (attempts, error, row["id"]))
 
 
-
     def unit_for(self, address: str) -> Unit | None:
         """The unit of a sender: units.csv, or an address staff added (``intake assign``)."""
         unit = self.reference.unit_for_address(address)
@@ -187,11 +180,7 @@ class Pipeline:
             unit = self.reference.units.get(row["unit_code"]) if row else None
         return unit
 
-    @staticmethod
-    def status_label(status: str) -> str:
-        return STATUS_LABELS.get(status, status)
-
-    # -- the steps, for staff actions and recheck (same code as the cycle) -------------
+    # -- the steps, for staff actions (same code as the cycle) -------------------------
 
     def decide(self, raw: bytes, received: datetime, trusted_unit: Unit | None = None
                ) -> Outcome:
@@ -199,42 +188,6 @@ class Pipeline:
 
     def file(self, row, outcome: Outcome, release: dict[str, str] | None = None) -> bool:
         return self.filer.file(row, outcome, release)
-
-    def apply(self, submission: int, unit: Unit, report: Report, *, addition: bool,
-              received_at: str, late: bool, extra: list[Finding]) -> tuple[str, list[Finding]]:
-        return self.filer.apply(submission, unit, report, addition=addition,
-                                received_at=received_at, late=late, extra=extra)
-
-    def context(self, env: Envelope, received: datetime) -> dict[str, object]:
-        return self.decider.context(env, received)
-
-    def late_finding(self, received: datetime) -> Finding:
-        return self.decider.late_finding(received)
-
-    def summary(self, report: Report, coverage: list[Finding], outcome: Outcome
-                ) -> dict[str, object]:
-        return self.filer.summary(report, coverage, outcome)
-
-    def queue_reply(self, row, outcome: Outcome, env: Envelope) -> None:
-        self.filer.queue_reply(row, outcome, env)
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 
 
 def rebuild(settings: Settings) -> Path:

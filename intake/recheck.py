@@ -20,7 +20,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from .mail.envelope import envelope, parse
+from . import archive
+from .labels import status_label
+from .mail.envelope import parse
 from .reference import Unit
 from .sheets.report import Report, check_files
 from .staff import record
@@ -54,13 +56,10 @@ class UnitChange:
                     self.now_wrong or self.gone or self.new or self.notified)
 
     def lines(self) -> list[str]:
-        from .labels import STATUS_LABELS
-
         out = [f"{self.unit.name}: "
-               + (f"{STATUS_LABELS.get(self.status_before, self.status_before)} → "
-                  f"{STATUS_LABELS.get(self.status_after, self.status_after)}"
+               + (f"{status_label(self.status_before)} → {status_label(self.status_after)}"
                   if self.status_before != self.status_after
-                  else STATUS_LABELS.get(self.status_after, self.status_after))
+                  else status_label(self.status_after))
                + ("; đã gửi thư trả lời mới cho đơn vị" if self.notified else "")]
         for label, items in (("nay hợp lệ", self.now_valid), ("nay có lỗi", self.now_wrong),
                              ("lỗi không còn", self.gone), ("lỗi mới", self.new)):
@@ -91,28 +90,30 @@ class RecheckResult:
             line for change in changed for line in change.lines()]
 
 
+def _last_status(store, unit_code: str) -> str:
+    last = store.one("SELECT status FROM submissions WHERE unit_code=? ORDER BY received_at DESC,"
+                     " id DESC LIMIT 1", (unit_code,))
+    return last["status"] if last else ""
+
+
 def _snapshot(pipeline: Pipeline, unit_code: str) -> tuple[str, dict[str, bool], set[str]]:
     """(status, validity by row label, finding texts) of a unit's current list."""
     store = pipeline.store
-    last = store.one("SELECT status FROM submissions WHERE unit_code=? ORDER BY received_at DESC,"
-                     " id DESC LIMIT 1", (unit_code,))
     rows = {f"{r['party_cell']} ({r['commune']})": bool(r["valid"]) for r in store.query(
         "SELECT party_cell, commune, valid FROM rows WHERE unit_code=? AND current=1",
         (unit_code,))}
     findings = {f"[{r['code']}] {r['message']}" for r in store.query(
         "SELECT code, message FROM findings WHERE unit_code=? AND current=1 AND code != 'MAIL_LATE'",
         (unit_code,))}
-    return (last["status"] if last else ""), rows, findings
+    return _last_status(store, unit_code), rows, findings
 
 
 def fingerprint(store, unit_code: str) -> str:
     """What a unit's result is, as far as a reply tells it: its status and its errors."""
-    last = store.one("SELECT status FROM submissions WHERE unit_code=? ORDER BY received_at DESC,"
-                     " id DESC LIMIT 1", (unit_code,))
     errors = sorted(f"{r['code']}|{r['message']}" for r in store.query(
         "SELECT code, message FROM findings WHERE unit_code=? AND current=1 AND level='error'",
         (unit_code,)))
-    text = "\n".join([last["status"] if last else "", *errors])
+    text = "\n".join([_last_status(store, unit_code), *errors])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -140,7 +141,7 @@ def _chain(pipeline: Pipeline, unit_code: str) -> list:
 
 def _report(pipeline: Pipeline, submission, unit: Unit) -> Report:
     data_dir = pipeline.settings.paths.data_dir
-    files = [(f["name"], (data_dir / f["path"]).read_bytes()) for f in pipeline.store.query(
+    files = [(f["name"], archive.read(data_dir, f["path"])) for f in pipeline.store.query(
         "SELECT name, path FROM files WHERE submission=? ORDER BY id", (submission["id"],))]
     return check_files(files, pipeline.reference, pipeline.settings, unit=unit, coverage=False)
 
@@ -164,8 +165,8 @@ def recheck(pipeline: Pipeline, *, unit_code: str | None = None, notify: bool = 
             coverage: list = []
             for sub, report in reports:
                 received = datetime.fromisoformat(sub["received_at"])
-                extra = [pipeline.late_finding(received)] if sub["late"] else []
-                _status, coverage = pipeline.apply(
+                extra = [pipeline.decider.late_finding(received)] if sub["late"] else []
+                _status, coverage = pipeline.filer.apply(
                     int(sub["id"]), unit, report, addition=bool(sub["addition"]),
                     received_at=sub["received_at"], late=bool(sub["late"]), extra=extra)
             status_after, rows_after, findings_after = _snapshot(pipeline, unit.code)
@@ -199,21 +200,19 @@ def _notify(pipeline: Pipeline, submission, report: Report, coverage: list, unit
     """A fresh reply to the unit, threaded under its latest message, saying it is a recheck."""
     from .decide import Outcome
 
+    decider, filer = pipeline.decider, pipeline.filer
     message = pipeline.store.one("SELECT * FROM messages WHERE id=?", (submission["message_row"],))
-    raw = (pipeline.settings.paths.data_dir / message["archive"]).read_bytes()
-    settings = pipeline.settings
-    own = {settings.smtp.from_address.lower(), settings.mailbox.username.lower()}
-    env = envelope(parse(raw), own, settings.rules.authserv_id,
-                   {a.lower() for a in settings.rules.trusted_forwarders})
+    raw = archive.read(pipeline.settings.paths.data_dir, message["archive"])
+    env = decider.envelope_of(parse(raw))
     received = datetime.fromisoformat(submission["received_at"])
-    extra = [pipeline.late_finding(received)] if submission["late"] else []
+    extra = [decider.late_finding(received)] if submission["late"] else []
     outcome = Outcome(status, unit, late=bool(submission["late"]), reply_kind=status,
                       report=report, envelope=env, extra_findings=extra,
-                      reply_context=pipeline.context(env, received))
+                      reply_context=decider.context(env, received))
     outcome.reply_context["unit_name"] = unit.name
     outcome.reply_context["recheck"] = True
-    outcome.reply_context.update(pipeline.summary(report, coverage, outcome))
-    pipeline.queue_reply(message, outcome, env)
+    outcome.reply_context.update(filer.summary(report, coverage, outcome))
+    filer.queue_reply(message, outcome, env)
 
 
 def reference_digest(pipeline: Pipeline) -> str:

@@ -38,13 +38,15 @@ def poll_job(settings: Settings) -> None:
         log.info("cycle done fetched=%s statuses=%s sent=%s", result.fetched, result.statuses,
                  result.sent)
         with cycle_lock(settings.paths.data_dir):
-            for event in pipeline.store.query(
-                    "SELECT id, detail FROM events WHERE kind='uidvalidity'"):
+            queued = sum(
                 campaign.alert(pipeline.store, settings, pipeline.templates, now,
                                f"UIDVALIDITY của hộp thư thay đổi ({event['detail']}); hệ thống "
                                "đã đối chiếu lại bằng Message-ID, không ghi nhận trùng.",
                                f"alert:uidvalidity:{event['id']}")
-            _deliver_quietly(pipeline)
+                for event in pipeline.store.query(
+                    "SELECT id, detail FROM events WHERE kind='uidvalidity'"))
+            if queued:  # the cycle has already sent everything else that was due
+                _deliver_quietly(pipeline)
     except MailboxError as exc:
         log.error("cycle failed: %s", exc)
         with cycle_lock(settings.paths.data_dir):

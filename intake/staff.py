@@ -26,8 +26,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from . import archive
 from .errors import IntakeError, MailboxError
-from .mail import imap
+from .labels import status_label
+from .mail import imap, smtp
 from .replies import local_time, notice
 from .store import WAITING, Stage, Status, now_iso
 from .text import strip_diacritics
@@ -122,8 +124,8 @@ class Waiting:
                 "attachments": self.attachments}
 
 
-_WAITING_SQL = ("SELECT * FROM messages WHERE status IN ('held','unknown-sender') AND"
-                " settled='' AND stage != 'recorded'")
+_WAITING_SQL = (f"SELECT * FROM messages WHERE status IN ({', '.join(repr(str(s)) for s in WAITING)})"
+                " AND settled='' AND stage != 'recorded'")
 
 
 def _waiting(row) -> Waiting:
@@ -134,8 +136,9 @@ def _waiting(row) -> Waiting:
                    row["sender"], row["subject"], reason, row["attachments"])
 
 
-def waiting(pipeline: Pipeline) -> list[Waiting]:
-    return [_waiting(r) for r in pipeline.store.query(_WAITING_SQL + " ORDER BY received_at, id")]
+def waiting(store) -> list[Waiting]:
+    """What waits for staff, oldest first (``intake review``, the digest, ``status``)."""
+    return [_waiting(r) for r in store.query(_WAITING_SQL + " ORDER BY received_at, id")]
 
 
 def find(pipeline: Pipeline, ident: str):
@@ -189,8 +192,6 @@ def set_aside(pipeline: Pipeline) -> int:
                     "codes": ", ".join(sorted(pipeline.reference.units)),
                 }, to=address, subject=f"Thư chờ Ban xem xét (mã {token}): "
                                         f"{item.subject or item.sender}"[:200])
-                from .mail import smtp
-
                 smtp.queue(pipeline.store, int(row["id"]), "waiting", alert)
     return len(fresh)
 
@@ -233,13 +234,13 @@ def release(pipeline: Pipeline, ident: str, *, unit_code: str | None = None, not
             f"{local_time(datetime.fromisoformat(newer['received_at']))}); thư mã {row['token']} "
             "cũ hơn nên không thay thế danh sách đó. Nếu không cần nữa: TỪ CHỐI "
             f"{row['token']}")
-    raw = (pipeline.settings.paths.data_dir / row["archive"]).read_bytes()
+    raw = archive.read(pipeline.settings.paths.data_dir, row["archive"])
     outcome = pipeline.decide(raw, datetime.fromisoformat(row["received_at"]), trusted_unit=unit)
     pipeline.file(row, outcome, release={"actor": actor, "note": note})
     log.info("released message=%s token=%s unit=%s status=%s by %s", row["id"], row["token"],
              unit.code, outcome.status, actor)
     return (f"Đã ghi nhận thư mã {row['token']} ({row['sender']}, “{row['subject']}”) là danh sách "
-            f"của {unit.name}: {pipeline.status_label(outcome.status)}; đã trả lời đơn vị.")
+            f"của {unit.name}: {status_label(outcome.status)}; đã trả lời đơn vị.")
 
 
 def reject(pipeline: Pipeline, ident: str, *, note: str = "", actor: str) -> str:
@@ -272,7 +273,7 @@ def assign(pipeline: Pipeline, address: str, unit_code: str, *, actor: str) -> l
     done = [f"Đã thêm địa chỉ {address} cho {unit.name}."]
     # Only what waited because the address was unknown: a message held because the sender
     # check failed may be forged, and stays for its own decision.
-    for item in waiting(pipeline):
+    for item in waiting(pipeline.store):
         if item.sender == address and item.status == Status.UNKNOWN_SENDER:
             try:
                 done.append(release(pipeline, str(item.id), unit_code=unit.code, actor=actor))
