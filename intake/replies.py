@@ -18,7 +18,7 @@ from jinja2 import TemplateError as JinjaError
 
 from .config import TZ, Settings
 from .errors import TemplateError
-from .findings import Finding
+from .findings import Finding, number
 from .text import nfc
 
 KINDS = ("accepted", "needs-correction", "no-attachment", "unknown-sender", "rejected-late",
@@ -29,12 +29,14 @@ XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 def environment(templates_dir: Path) -> Environment:
-    return Environment(
+    env = Environment(
         loader=FileSystemLoader(str(templates_dir)),
         autoescape=lambda name: bool(name and name.endswith(".html.j2")),
         undefined=StrictUndefined,
         keep_trailing_newline=True,
     )
+    env.filters["number"] = number  # "14.400", as the findings write counts
+    return env
 
 
 def check_templates(templates_dir: Path, kinds: tuple[str, ...] = KINDS) -> Environment:
