@@ -12,21 +12,20 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 from .config import TZ, Settings
-from .labels import STATUS_LABELS, kind_label
+from .labels import kind_label, status_label
 from .mail import smtp
 from .reference import Reference
 from .replies import local_time, notice
 from .sheets.template import template_bytes
 from .staff import waiting
-from .store import Store
-from .workbook import unit_summaries
+from .store import Status, Store, events, messages, outbox, units
 from .workbook import write as write_workbook
 
 log = logging.getLogger(__name__)
 
 
 def _done(store: Store, key: str) -> bool:
-    return store.one("SELECT 1 FROM events WHERE kind=?", (key,)) is not None
+    return events.happened(store, key)
 
 
 def _mark(store: Store, key: str, detail: str = "") -> None:
@@ -40,22 +39,20 @@ def _at_or_after(now: datetime, hhmm: str) -> bool:
 
 
 def summary(store: Store, reference: Reference) -> dict[str, object]:
-    """Per-unit figures for the digest and the final report (the workbook's first sheet)."""
-    units = []
-    for item in unit_summaries(store, reference):
-        status = item["status"]
-        coverage = item["coverage"]
-        units.append({
-            "code": item["unit"].code, "name": item["unit"].name,  # type: ignore[union-attr]
-            "status": STATUS_LABELS.get(status, status) if status else "Chưa gửi",
-            "raw_status": status, "count": item["count"], "valid": item["valid"],
-            "provincial": item["provincial"], "district": item["district"],
-            "invalid": item["invalid"], "late": item["late"],
-            "coverage": f"{coverage:.0%}" if coverage is not None else "",
-        })
-    totals = {k: sum(u[k] for u in units) for k in ("valid", "provincial", "district")}
-    not_sent = [u["name"] for u in units if u["raw_status"] != "accepted"]
-    return {"units": units, "totals": totals, "not_sent": not_sent}
+    """The units' stored states as the digest and final-report templates read them (the
+    same figures as the workbook's first sheet and ``intake status``)."""
+    states = units.summaries(store, reference)
+    rows = [{
+        "code": item.unit.code, "name": item.unit.name, "status": status_label(item.status),
+        "raw_status": item.status, "count": item.submissions, "valid": item.valid,
+        "provincial": item.provincial, "district": item.district, "invalid": item.invalid,
+        "late": item.late,
+        "coverage": f"{item.coverage:.0%}" if item.coverage is not None else "",
+    } for item in states]
+    totals = {k: sum(getattr(item, k) for item in states)
+              for k in ("valid", "provincial", "district")}
+    not_sent = [item.unit.name for item in states if item.status != Status.ACCEPTED]
+    return {"units": rows, "totals": totals, "not_sent": not_sent}
 
 
 def send_reminders(store: Store, reference: Reference, settings: Settings, env,
@@ -114,10 +111,10 @@ def send_digest(store: Store, reference: Reference, settings: Settings, env,
     if not _at_or_after(now, settings.schedule.digest_time) or _done(store, key):
         return 0
     since = (now - timedelta(days=1)).astimezone(UTC).isoformat(timespec="seconds")
-    received = store.one("SELECT COUNT(*) FROM messages WHERE created_at >= ?", (since,))[0]
+    received = messages.received_since(store, since)
     failures = [f"{kind_label(r['kind']).capitalize()} tới {r['recipient']} "
                 f"{'bị trả lại' if r['state'] == 'bounced' else 'gửi lỗi'}: {r['last_error']}"
-                for r in store.query("SELECT * FROM outbox WHERE state IN ('failed','bounced')")]
+                for r in outbox.in_state(store, "failed", "bounced")]
     failures += [f"Thư chờ Ban xem xét (mã {w.token}): {w.sender or '(không rõ)'}, "
                  f"“{w.subject}”, nhận lúc {local_time(datetime.fromisoformat(w.received_at))}"
                  f" – {w.reason}"
@@ -149,8 +146,7 @@ def send_final_report(store: Store, reference: Reference, settings: Settings, en
     if now < deadline or cycle is None or datetime.fromisoformat(cycle) < deadline:
         return 0
     figures = _figures(store, reference)
-    sent = store.query("SELECT at, detail FROM events WHERE kind LIKE 'final-report%'"
-                       " ORDER BY id")
+    sent = events.of_kind_prefix(store, "final-report")
     if sent and sent[-1]["detail"] == figures:
         return 0
     if sent and not sent[-1]["detail"]:  # sent by a version that kept no figures: from now

@@ -20,6 +20,7 @@ from rich.table import Table as RichTable
 from .config import TZ, Settings, find_config, load_settings
 from .errors import IntakeError
 from .reference import load_reference
+from .store import events, outbox, units
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 
@@ -220,20 +221,17 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
 def _status_table(console: Console, store, settings: Settings) -> None:
     """What staff read: Vietnamese labels, local times as dd/mm/yyyy HH:MM."""
-    from .labels import kind_label
+    from .labels import kind_label, status_label
     from .replies import short_time
-    from .workbook import status_label, unit_summaries
 
     reference = load_reference(settings.paths.reference_dir)
     table = RichTable("Đơn vị", "Trạng thái", "Lần nộp", "Nộp lúc", "Trễ hạn", "Hợp lệ",
                       "Cấp tỉnh", "Cấp huyện", "Dòng lỗi", "Độ phủ NTM/ĐTVM")
-    for item in unit_summaries(store, reference):
-        coverage = item["coverage"]
-        table.add_row(item["unit"].name,  # type: ignore[union-attr]
-                      status_label(item["status"]),  # type: ignore[arg-type]
-                      str(item["count"]), short_time(item["received_at"]),  # type: ignore[arg-type]
-                      "có" if item["late"] else "", str(item["valid"]),
-                      str(item["provincial"]), str(item["district"]), str(item["invalid"]),
+    for item in units.summaries(store, reference):
+        coverage = item.coverage
+        table.add_row(item.unit.name, status_label(item.status), str(item.submissions),
+                      short_time(item.received_at), "có" if item.late else "", str(item.valid),
+                      str(item.provincial), str(item.district), str(item.invalid),
                       f"{coverage:.0%}" if coverage is not None else "—")
     console.print(table)
     from .mail.smtp import status_lines
@@ -243,12 +241,12 @@ def _status_table(console: Console, store, settings: Settings) -> None:
                   f"{short_time(last) + ' (giờ Việt Nam)' if last else 'chưa có'}")
     for line in status_lines(store):
         console.print(line, markup=False)
-    for row in store.query("SELECT id, recipient, kind, last_error FROM outbox"
-                           " WHERE state='failed'"):
+    failed = outbox.in_state(store, "failed")
+    for row in failed:
         console.print(f"[red]Gửi lỗi[/] (thư số {row['id']}) {kind_label(row['kind'])} → "
                       f"{row['recipient']}: "
                       f"{row['last_error']}", highlight=False)
-    if store.one("SELECT 1 FROM outbox WHERE state='failed'"):
+    if failed:
         console.print("Gửi lại sau khi đã khắc phục: intake resend --id SỐ (hoặc --all-failed)")
     _staff_lines(console, store, reference)
 
@@ -260,15 +258,14 @@ def _staff_lines(console: Console, store, reference) -> None:
 
     waiting = len(waiting_for_staff(store))
     console.print(f"Thư chờ Ban xem xét: {waiting}" + (" (xem: intake review)" if waiting else ""))
-    for row in store.query("SELECT * FROM sender_addresses ORDER BY at"):
+    for row in events.addresses(store):
         unit = reference.units.get(row["unit_code"])
         console.print(f"Địa chỉ Ban bổ sung: {row['address']} → "
                       f"{unit.name if unit else row['unit_code']} ({row['actor']}, "
                       f"{short_time(row['at'])})", highlight=False)
-    actions = store.query("SELECT * FROM actions ORDER BY id DESC LIMIT 10")
     from .labels import ACTION_LABELS
 
-    for row in reversed(actions):
+    for row in events.actions(store, last=10):
         what = ACTION_LABELS.get(row["action"], row["action"]).lower()
         detail = "; ".join(x for x in (row["detail"][:120], row["note"]) if x)
         console.print(f"Việc của Ban: {short_time(row['at'])} "
@@ -285,18 +282,28 @@ def cmd_resend(args: argparse.Namespace, settings: Settings) -> int:
     (`intake run`) sends them at its next round, `intake poll` at once. A queued reply
     named by --id is made due now. Exit 0; 2 when an id is unknown or already sent.
 
+    --rebuild renders the reply again from what it says, with today's templates (after
+    a template was fixed), keeping its attachments; it goes out with a new Message-ID.
+
     Example: intake resend --id 42
              intake resend --all-failed
+             intake resend --id 42 --rebuild
     """
-    from .mail.smtp import requeue
+    from .mail.smtp import rebuild, requeue
+    from .replies import check_templates
     from .store import open_store
 
     store = open_store(settings.paths.data_dir)
+    render = None
+    if args.rebuild:
+        env = check_templates(settings.paths.templates_dir)
+        render = lambda row_id: rebuild(store, settings, env, row_id)  # noqa: E731
     try:
-        ids = requeue(store, args.id, all_failed=args.all_failed)
+        ids = requeue(store, args.id, all_failed=args.all_failed, render=render)
     except KeyError as exc:
         row_id, state = exc.args
-        reason = f"it is {state}, not failed" if state else "no such reply in the outbox"
+        reason = (state if state and " " in state else f"it is {state}, not failed" if state
+                  else "no such reply in the outbox")
         print(f"error: reply {row_id}: {reason} (see intake status)", file=sys.stderr)
         return EXIT_USAGE
     finally:
@@ -553,6 +560,8 @@ def parser() -> argparse.ArgumentParser:
     which.add_argument("--id", type=int, action="append", metavar="N",
                        help="the reply's number shown by intake status (repeatable)")
     which.add_argument("--all-failed", action="store_true", help="every failed reply")
+    resend.add_argument("--rebuild", action="store_true",
+                        help="render again with today's templates before sending")
     add("rebuild", cmd_rebuild)
     review = add("review", cmd_review)
     review.add_argument("--format", choices=("text", "json"), default="text")

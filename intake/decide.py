@@ -17,7 +17,7 @@ from .findings import Finding, finding
 from .mail.attachments import extract, unreadable_candidates
 from .mail.envelope import Envelope, envelope, parse
 from .reference import Reference, Unit
-from .replies import local_time
+from .replies import Reply, local_time
 from .sheets.report import Report, check_files
 from .store import Status
 
@@ -31,7 +31,7 @@ class Outcome:
     detail: str = ""
     late: bool = False
     reply_kind: str = ""
-    reply_context: dict[str, object] = field(default_factory=dict)
+    reply: Reply | None = None  # what a reply will say; filing adds the figures
     report: Report | None = None
     attachments: list[tuple[str, bytes]] = field(default_factory=list)
     extra_findings: list[Finding] = field(default_factory=list)
@@ -62,6 +62,8 @@ class Decider:
         env = self.envelope_of(message)
         outcome = self._decide(message, env, received, trusted_unit)
         outcome.envelope = env
+        if outcome.reply is None:
+            outcome.reply = self.reply(env, received)
         return outcome
 
     def envelope_of(self, message) -> Envelope:
@@ -94,7 +96,7 @@ class Decider:
     def _decide(self, message, env: Envelope, received: datetime,
                 trusted_unit: Unit | None = None) -> Outcome:
         settings = self.settings
-        context = self.context(env, received)
+        context = self.reply(env, received)
         if env.bounce_of:  # filing marks our reply bounced; deciding writes nothing
             return Outcome(Status.IGNORED, detail="thư báo gửi không thành công",
                            bounce_of=list(env.bounce_of))
@@ -110,8 +112,8 @@ class Decider:
             genuine = not settings.rules.require_sender_auth or env.auth == "pass"
             return Outcome(Status.UNKNOWN_SENDER, detail=f"địa chỉ {env.sender or '(trống)'} chưa đăng ký",
                            reply_kind="unknown-sender" if env.sender and genuine else "",
-                           reply_context=context, attachments=attachments)
-        context["unit_name"] = unit.name
+                           reply=context, attachments=attachments)
+        context.unit_name = unit.name
         if trusted_unit is None and settings.rules.require_sender_auth and env.auth != "pass":
             return Outcome(Status.HELD, unit, attachments=attachments, detail=(
                 "không xác thực được người gửi: có thể là thư giả mạo địa chỉ của đơn vị "
@@ -119,25 +121,27 @@ class Decider:
         late = received >= settings.campaign.deadline
         if late and settings.campaign.late_policy == "reject":
             return Outcome(Status.REJECTED_LATE, unit, late=True, reply_kind="rejected-late",
-                           reply_context=context, detail="gửi sau hạn chót")
+                           reply=context, detail="gửi sau hạn chót")
         candidates = unreadable_candidates(ignored)
         if not attachments and candidates:  # the list, most likely, in a form we cannot read
             attachments = [(name, b"") for name in candidates]
         if not attachments:
-            context["ignored"] = ignored
+            context.ignored = list(ignored)
             return Outcome(Status.NO_ATTACHMENT, unit, late=late, reply_kind="no-attachment",
-                           reply_context=context)
+                           reply=context)
         report = check_files(attachments, self.reference, settings, unit=unit, coverage=False)
         extra = [self.late_finding(received)] if late else []
         return Outcome(Status.ACCEPTED, unit, late=late, report=report, attachments=attachments,
-                       reply_context=context, extra_findings=extra,
+                       reply=context, extra_findings=extra,
                        detail="bổ sung" if env.addition else "")
 
-    def context(self, env: Envelope, received: datetime) -> dict[str, object]:
-        return {"unit_name": "", "sender": env.sender, "received_at": local_time(received),
-                "deadline": local_time(self.settings.campaign.deadline),
-                "year": self.settings.campaign.year,
-                "late": received >= self.settings.campaign.deadline}
+    def reply(self, env: Envelope, received: datetime) -> Reply:
+        """The reply to this message as far as deciding knows it: to whom, under which
+        message, received when; its kind and status are set when it is queued."""
+        return Reply(kind="", to=env.sender, status="", original_subject=env.subject,
+                     original_id=env.message_id, references=list(env.references),
+                     sender=env.sender, received_at=local_time(received),
+                     late=received >= self.settings.campaign.deadline)
 
     def late_finding(self, received: datetime) -> Finding:
         return finding(

@@ -19,14 +19,14 @@ from . import archive, staff
 from .config import Settings
 from .decide import Decider, Outcome
 from .errors import MailboxError, StorageError
-from .filing import Filer
+from .filing import Filer, Filing
 from .locks import cycle_lock
 from .mail import imap, smtp, sync
 from .mail.oauth import imap_secret
-from .recheck import notice_reference_change
+from .recheck import notice_reference_change, restore_unit_states
 from .reference import Reference, Unit, load_reference
 from .replies import check_templates
-from .store import Stage, Store, open_store
+from .store import Stage, Store, events, messages, open_store
 from .workbook import write as write_workbook
 
 log = logging.getLogger(__name__)
@@ -92,9 +92,7 @@ class Pipeline:
             validity = imap.select(box, folder)
             last_uid, since = sync.high_water(self.store, settings, box, folder, validity)
             if backlog:
-                known = {int(r["uid"]) for r in self.store.query(
-                    "SELECT uid FROM messages WHERE folder=? AND uidvalidity=?",
-                    (folder, validity))}
+                known = messages.known_uids(self.store, folder, validity)
                 uids, since = [u for u in imap.all_uids(box) if u not in known], None
             else:
                 uids = imap.uids_after(box, last_uid)
@@ -120,8 +118,7 @@ class Pipeline:
     def process_pending(self, result: CycleResult) -> None:
         """Decide and file every recorded message, whatever folder or UIDVALIDITY it was
         recorded under (work left by a crash is finished even after a renumbering)."""
-        pending = self.store.query("SELECT * FROM messages WHERE stage=? ORDER BY id",
-                                   (Stage.RECORDED,))
+        pending = messages.pending(self.store)
         for row in pending:
             try:
                 if row["duplicate_of"] is not None:
@@ -135,12 +132,13 @@ class Pipeline:
                     outcome.answer = staff.execute(self, outcome.command,
                                                    actor=outcome.envelope.sender,
                                                    in_reply_to=outcome.envelope.in_reply_to)
-                if not self.file(row, outcome):
+                filing = self.file(row, outcome)
+                if filing is None:
                     continue
-                status = str(outcome.status)  # the plain value, also for a Status member
+                status = str(filing.status)  # the plain value, also for a Status member
                 result.statuses[status] = result.statuses.get(status, 0) + 1
                 if self.on_message:
-                    self.on_message(outcome.status)
+                    self.on_message(filing.status)
             except Exception as exc:  # a bug or a pathological message must not stop the cycle
                 log.exception("processing failed uid=%s", row["uid"])
                 self._failed(row, exc, result)
@@ -148,36 +146,28 @@ class Pipeline:
     def _settle_duplicate(self, row) -> None:
         """A second copy waits for its twin: once the twin is filed, the copy is ignored;
         until then it stays pending (a copy is a duplicate only of a twin that was filed)."""
-        with self.store.transaction() as db:
-            twin = db.execute("SELECT stage FROM messages WHERE id=?",
-                              (row["duplicate_of"],)).fetchone()
-            if twin is None or twin["stage"] == Stage.RECORDED:
+        with self.store.transaction():
+            twin = messages.stage_of(self.store, int(row["duplicate_of"]))
+            if twin is None or twin == Stage.RECORDED:
                 return
-            db.execute("UPDATE messages SET status='ignored', detail='thư trùng lặp', stage=?"
-                       " WHERE id=? AND stage=?", (Stage.FILED, row["id"], Stage.RECORDED))
+            messages.settle_duplicate(self.store, int(row["id"]))
 
     def _failed(self, row, exc: Exception, result: CycleResult) -> None:
         attempts = int(row["attempts"]) + 1
         error = f"{type(exc).__name__}: {exc}"[:500]
         result.errors.append(f"uid {row['uid']}: {error}")
-        with self.store.transaction() as db:
-            if attempts >= self.settings.mailbox.max_attempts:
-                db.execute("UPDATE messages SET attempts=?, error=?, status='held', stage=?,"
-                           " detail=? WHERE id=? AND stage=?",
-                           (attempts, error, Stage.FILED, "lỗi khi xử lý, chờ Ban xem xét",
-                            row["id"], Stage.RECORDED))
-            else:
-                db.execute("UPDATE messages SET attempts=?, error=? WHERE id=?",
-                           (attempts, error, row["id"]))
+        hold = ("lỗi khi xử lý, chờ Ban xem xét"
+                if attempts >= self.settings.mailbox.max_attempts else "")
+        with self.store.transaction():
+            messages.failed(self.store, int(row["id"]), attempts, error, hold=hold)
 
 
     def unit_for(self, address: str) -> Unit | None:
         """The unit of a sender: units.csv, or an address staff added (``intake assign``)."""
         unit = self.reference.unit_for_address(address)
         if unit is None and address:
-            row = self.store.one("SELECT unit_code FROM sender_addresses WHERE address=?",
-                                 (address.lower(),))
-            unit = self.reference.units.get(row["unit_code"]) if row else None
+            code = events.unit_of_address(self.store, address)
+            unit = self.reference.units.get(code) if code else None
         return unit
 
     # -- the steps, for staff actions (same code as the cycle) -------------------------
@@ -186,7 +176,8 @@ class Pipeline:
                ) -> Outcome:
         return self.decider.decide(raw, received, trusted_unit)
 
-    def file(self, row, outcome: Outcome, release: dict[str, str] | None = None) -> bool:
+    def file(self, row, outcome: Outcome, release: dict[str, str] | None = None
+             ) -> Filing | None:
         return self.filer.file(row, outcome, release)
 
 
@@ -195,6 +186,8 @@ def rebuild(settings: Settings) -> Path:
     store = open_store(settings.paths.data_dir, settings.paths.workbook)
     try:
         with cycle_lock(settings.paths.data_dir):
-            return write_workbook(store, load_reference(settings.paths.reference_dir), settings)
+            pipeline = Pipeline(settings, store)
+            restore_unit_states(pipeline)
+            return write_workbook(store, pipeline.reference, settings)
     finally:
         store.close()

@@ -25,7 +25,7 @@ from .labels import status_label
 from .mail.envelope import parse
 from .reference import Unit
 from .sheets.report import Report, check_files
-from .staff import record
+from .store import events, messages, submissions, units
 
 if TYPE_CHECKING:
     from .pipeline import Pipeline
@@ -91,58 +91,50 @@ class RecheckResult:
 
 
 def _last_status(store, unit_code: str) -> str:
-    last = store.one("SELECT status FROM submissions WHERE unit_code=? ORDER BY received_at DESC,"
-                     " id DESC LIMIT 1", (unit_code,))
+    last = submissions.last(store, unit_code)
     return last["status"] if last else ""
 
 
 def _snapshot(pipeline: Pipeline, unit_code: str) -> tuple[str, dict[str, bool], set[str]]:
     """(status, validity by row label, finding texts) of a unit's current list."""
     store = pipeline.store
-    rows = {f"{r['party_cell']} ({r['commune']})": bool(r["valid"]) for r in store.query(
-        "SELECT party_cell, commune, valid FROM rows WHERE unit_code=? AND current=1",
-        (unit_code,))}
-    findings = {f"[{r['code']}] {r['message']}" for r in store.query(
-        "SELECT code, message FROM findings WHERE unit_code=? AND current=1 AND code != 'MAIL_LATE'",
-        (unit_code,))}
+    rows = {f"{r['party_cell']} ({r['commune']})": bool(r["valid"])
+            for r in submissions.current_rows(store, unit_code)}
+    findings = {f"[{r['code']}] {r['message']}"
+                for r in submissions.current_findings(store, unit_code)
+                if r["code"] != "MAIL_LATE"}
     return _last_status(store, unit_code), rows, findings
 
 
 def fingerprint(store, unit_code: str) -> str:
     """What a unit's result is, as far as a reply tells it: its status and its errors."""
-    errors = sorted(f"{r['code']}|{r['message']}" for r in store.query(
-        "SELECT code, message FROM findings WHERE unit_code=? AND current=1 AND level='error'",
-        (unit_code,)))
+    errors = sorted(f"{r['code']}|{r['message']}"
+                    for r in submissions.current_findings(store, unit_code, level="error"))
     text = "\n".join([_last_status(store, unit_code), *errors])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def remember_told(db, store, unit_code: str) -> None:
+def remember_told(store, unit_code: str) -> None:
     """The unit has just been answered with its current result (in the caller's
     transaction): a later recheck answers it again only when that result changes."""
-    db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?,?)",
-                (f"{TOLD_KEY}{unit_code}", fingerprint(store, unit_code)))
+    events.put(store, f"{TOLD_KEY}{unit_code}", fingerprint(store, unit_code))
 
 
 def _told(store, unit_code: str) -> str | None:
-    row = store.one("SELECT value FROM meta WHERE key=?", (f"{TOLD_KEY}{unit_code}",))
-    return row["value"] if row else None
+    return events.get(store, f"{TOLD_KEY}{unit_code}")
 
 
 def _chain(pipeline: Pipeline, unit_code: str) -> list:
     """The unit's current submissions: its last full list and the additions after it."""
-    subs = pipeline.store.query(
-        "SELECT s.*, m.archive, m.id AS message_row FROM submissions s"
-        " JOIN messages m ON m.id = s.message WHERE s.unit_code=?"
-        " ORDER BY s.received_at, s.id", (unit_code,))
+    subs = submissions.of_unit(pipeline.store, unit_code)
     start = max((i for i, s in enumerate(subs) if not s["addition"]), default=0)
     return list(subs[start:])
 
 
 def _report(pipeline: Pipeline, submission, unit: Unit) -> Report:
     data_dir = pipeline.settings.paths.data_dir
-    files = [(f["name"], archive.read(data_dir, f["path"])) for f in pipeline.store.query(
-        "SELECT name, path FROM files WHERE submission=? ORDER BY id", (submission["id"],))]
+    files = [(f["name"], archive.read(data_dir, f["path"]))
+             for f in submissions.files(pipeline.store, int(submission["id"]))]
     return check_files(files, pipeline.reference, pipeline.settings, unit=unit, coverage=False)
 
 
@@ -161,7 +153,7 @@ def recheck(pipeline: Pipeline, *, unit_code: str | None = None, notify: bool = 
         # recheck after a reference change updates the store without telling anyone).
         told = _told(pipeline.store, unit.code) or fingerprint(pipeline.store, unit.code)
         reports = [(sub, _report(pipeline, sub, unit)) for sub in chain]
-        with pipeline.store.transaction() as db:
+        with pipeline.store.transaction():
             coverage: list = []
             for sub, report in reports:
                 received = datetime.fromisoformat(sub["received_at"])
@@ -180,16 +172,15 @@ def recheck(pipeline: Pipeline, *, unit_code: str | None = None, notify: bool = 
                 new=sorted(findings_after - findings_before))
             if notify and fingerprint(pipeline.store, unit.code) != told:
                 _notify(pipeline, chain[-1], reports[-1][1], coverage, unit, status_after)
-                remember_told(db, pipeline.store, unit.code)
+                remember_told(pipeline.store, unit.code)
                 change.notified = True
             if change.changed or change.notified:
-                record(db, actor, "recheck", None, unit.code,
-                       detail="; ".join(change.lines())[:2000])
+                events.act(pipeline.store, actor, "recheck", None, unit.code,
+                           detail="; ".join(change.lines())[:2000])
         changes.append(change)
     if unit_code is None:  # every unit now agrees with today's lists: remember them
-        with pipeline.store.transaction() as db:
-            db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?,?)",
-                       (REFERENCE_KEY, reference_digest(pipeline)))
+        with pipeline.store.transaction():
+            events.put(pipeline.store, REFERENCE_KEY, reference_digest(pipeline))
     log.info("recheck by %s: %s units, %s changed", actor, len(changes),
              sum(1 for c in changes if c.changed))
     return RecheckResult(changes)
@@ -199,20 +190,21 @@ def _notify(pipeline: Pipeline, submission, report: Report, coverage: list, unit
             status: str) -> None:
     """A fresh reply to the unit, threaded under its latest message, saying it is a recheck."""
     from .decide import Outcome
+    from .filing import Filing
 
     decider, filer = pipeline.decider, pipeline.filer
-    message = pipeline.store.one("SELECT * FROM messages WHERE id=?", (submission["message_row"],))
+    message = messages.get(pipeline.store, int(submission["message_row"]))
+    assert message is not None
     raw = archive.read(pipeline.settings.paths.data_dir, message["archive"])
     env = decider.envelope_of(parse(raw))
     received = datetime.fromisoformat(submission["received_at"])
     extra = [decider.late_finding(received)] if submission["late"] else []
+    reply = decider.reply(env, received)
+    reply.unit_name, reply.recheck = unit.name, True
     outcome = Outcome(status, unit, late=bool(submission["late"]), reply_kind=status,
-                      report=report, envelope=env, extra_findings=extra,
-                      reply_context=decider.context(env, received))
-    outcome.reply_context["unit_name"] = unit.name
-    outcome.reply_context["recheck"] = True
-    outcome.reply_context.update(filer.summary(report, coverage, outcome))
-    filer.queue_reply(message, outcome, env)
+                      report=report, envelope=env, extra_findings=extra, reply=reply)
+    filer.describe(reply, report, coverage, outcome)
+    filer.queue_reply(message, outcome, Filing(status, coverage))
 
 
 def reference_digest(pipeline: Pipeline) -> str:
@@ -230,7 +222,7 @@ def _tell_staff(pipeline: Pipeline, result: RecheckResult, key: str) -> None:
     from .replies import notice
 
     store = pipeline.store
-    if store.one("SELECT 1 FROM events WHERE kind=?", (key,)):
+    if events.happened(store, key):
         return
     with store.transaction():
         for address in pipeline.settings.rules.staff:
@@ -241,19 +233,34 @@ def _tell_staff(pipeline: Pipeline, result: RecheckResult, key: str) -> None:
         store.event(key)
 
 
+def restore_unit_states(pipeline: Pipeline) -> RecheckResult | None:
+    """Units whose state was never stored (a store from before states were kept) get it
+    by replaying their lists, as a recheck does; nobody is answered. The caller holds the
+    lock. None when every unit with a list already has its state."""
+    missing = [c for c in units.unsaved(pipeline.store) if c in pipeline.reference.units]
+    changes: list[UnitChange] = []
+    for code in missing:
+        changes += recheck(pipeline, unit_code=code, notify=False,
+                           actor="hệ thống (bổ sung số liệu đơn vị)").changes
+    if missing:
+        log.info("unit states restored for %s", ", ".join(missing))
+    return RecheckResult(changes) if missing else None
+
+
 def notice_reference_change(pipeline: Pipeline) -> RecheckResult | None:
     """At each cycle: when the reference lists changed since the last one, recheck every
     unit (without answering units) and tell staff what changed. The caller holds the lock."""
+    restored = restore_unit_states(pipeline)
     digest = reference_digest(pipeline)
     store = pipeline.store
-    row = store.one("SELECT value FROM meta WHERE key=?", (REFERENCE_KEY,))
-    if row is not None and row["value"] == digest:
-        return None
+    known = events.get(store, REFERENCE_KEY)
+    if known == digest:
+        return restored
     result = None
-    if row is not None:
+    if known is not None:
         result = recheck(pipeline, notify=False, actor="hệ thống (danh sách tham chiếu thay đổi)")
         if result.changed:
             _tell_staff(pipeline, result, f"reference-changed:{digest[:16]}")
-    with store.transaction() as db:
-        db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?,?)", (REFERENCE_KEY, digest))
+    with store.transaction():
+        events.put(store, REFERENCE_KEY, digest)
     return result

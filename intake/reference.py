@@ -14,7 +14,7 @@ from functools import cached_property
 from pathlib import Path
 
 from .errors import ReferenceDataError
-from .text import clean, name_key
+from .text import clean, name_key, vietnamese_sort_key
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,34 @@ class Commune:
         return self._lookup().get(key)
 
 
+@dataclass(frozen=True)
+class CommuneCoverage:
+    """How much of an NTM/ĐTVM commune a unit has registered (SPEC §1 rule 3): decided at
+    filing, stored with the unit's state, read by the workbook, ``status`` and the digest."""
+
+    code: str
+    name: str
+    title: str
+    hamlets: int
+    missing: tuple[tuple[str, str], ...]  # (hamlet key, hamlet name), in Vietnamese order
+
+    @property
+    def registered(self) -> int:
+        return self.hamlets - len(self.missing)
+
+    @property
+    def missing_names(self) -> list[str]:
+        return [name for _key, name in self.missing]
+
+    def as_json(self) -> list[object]:
+        return [self.code, self.name, self.title, self.hamlets, [list(m) for m in self.missing]]
+
+    @classmethod
+    def from_json(cls, value: list) -> CommuneCoverage:
+        code, name, title, hamlets, missing = value
+        return cls(code, name, title, int(hamlets), tuple((k, n) for k, n in missing))
+
+
 @dataclass
 class Reference:
     units: dict[str, Unit]
@@ -117,6 +145,19 @@ class Reference:
 
     def titled_communes(self, unit_code: str) -> list[Commune]:
         return [c for c in self.communes.get(unit_code, []) if c.title]
+
+    def coverage(self, unit_code: str, registered: set[tuple[str, str]]
+                 ) -> list[CommuneCoverage]:
+        """Each titled commune of the unit against its registered (commune code, hamlet
+        key) pairs, in the reference's order: the one place coverage is computed."""
+        out = []
+        for commune in self.titled_communes(unit_code):
+            absent = sorted(((c.key, c.hamlet) for c in commune.cells
+                             if (commune.code, c.key) not in registered),
+                            key=lambda m: vietnamese_sort_key(m[1]))
+            out.append(CommuneCoverage(commune.code, commune.name, commune.title,
+                                       len(commune.cells), tuple(absent)))
+        return out
 
 
 def _read(path: Path, columns: list[str]) -> list[dict[str, str]]:

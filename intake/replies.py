@@ -7,7 +7,9 @@ broken edit is reported before the first unit is answered, not in the middle of 
 
 from __future__ import annotations
 
+import json
 import re
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, make_msgid
@@ -90,14 +92,112 @@ def where(f: Finding) -> str:
     return (", ".join(parts) + ": ") if parts else ""
 
 
-def group_findings(findings: list[Finding]) -> list[dict[str, object]]:
+@dataclass
+class Line:
+    """One finding as a reply shows it: a finding, or one condensed line for several."""
+
+    message: str
+    cell: str = ""
+    suggestion: str = ""
+    row: int | None = None
+    column: str = ""
+    code: str = ""
+    value: str = ""
+
+    @classmethod
+    def of(cls, f: Finding) -> Line:
+        return cls(f.message, f.cell, f.suggestion, f.row, f.column, f.code, f.value)
+
+
+@dataclass
+class Group:
+    """A reply's findings of one file and sheet (or the coverage, or the whole list)."""
+
+    file: str
+    sheet: str
+    title: str
+    findings: list[Line]
+
+
+@dataclass
+class Note:
+    """A warning the reply mentions, located ("tệp …, ô …: ")."""
+
+    where: str
+    message: str
+    suggestion: str = ""
+
+
+@dataclass
+class FileLine:
+    name: str
+    rows: int
+    valid_rows: int
+
+
+@dataclass
+class Reply:
+    """Everything a unit-facing reply says and where it goes.
+
+    Built by deciding and filing, rendered by the templates, and stored as JSON with its
+    outbox row, so that any reply can be rendered again (``intake resend --rebuild``) with
+    the templates of the day.
+    """
+
+    kind: str
+    to: str
+    status: str
+    original_subject: str = ""
+    original_id: str = ""
+    references: list[str] = field(default_factory=list)
+    unit_name: str = ""
+    sender: str = ""
+    received_at: str = ""  # local time, as the reply says it
+    late: bool = False
+    addition: bool = False
+    recheck: bool = False
+    ignored: list[str] = field(default_factory=list)
+    files: list[FileLine] = field(default_factory=list)
+    valid_rows: int = 0
+    provincial: int = 0
+    district: int = 0
+    unit_valid: int = 0  # the unit's whole current list (after a "bổ sung")
+    unit_provincial: int = 0
+    unit_district: int = 0
+    errors: list[Line] = field(default_factory=list)
+    groups: list[Group] = field(default_factory=list)
+    more: int = 0  # errors only the marked-up file shows
+    warnings: list[Note] = field(default_factory=list)
+    annotated: bool = False
+    answer: list[str] = field(default_factory=list)  # a staff command's result
+    command: str = ""
+
+    def context(self) -> dict[str, object]:
+        """The template variables (nested values stay objects, as templates read them)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> Reply:
+        data = json.loads(text)
+        data["files"] = [FileLine(**f) for f in data["files"]]
+        data["errors"] = [Line(**f) for f in data["errors"]]
+        data["groups"] = [Group(g["file"], g["sheet"], g["title"],
+                                [Line(**f) for f in g["findings"]]) for g in data["groups"]]
+        data["warnings"] = [Note(**w) for w in data["warnings"]]
+        return cls(**data)
+
+
+def group_findings(findings: list[Finding]) -> list[Group]:
     """Errors grouped by file and sheet, in row order, for the correction reply."""
     groups: dict[tuple[str, str], list[Finding]] = {}
     for f in findings:
         groups.setdefault((f.file, f.sheet), []).append(f)
     return [
-        {"file": file, "sheet": sheet, "title": _group_title(file, sheet, items),
-         "findings": sorted(items, key=lambda f: (f.row or 0, f.column))}
+        Group(file, sheet, _group_title(file, sheet, items),
+              [Line.of(f) for f in sorted(items, key=lambda f: (f.row or 0, f.column))])
         for (file, sheet), items in groups.items()
     ]
 
@@ -175,6 +275,15 @@ def build(settings: Settings, env: Environment, kind: str, context: dict[str, ob
     return compose(settings, env, kind, {"original_subject": original_subject, **context},
                    to=to, subject=reply_subject(original_subject), headers=headers,
                    attachments=attachments)
+
+
+def render_reply(settings: Settings, env: Environment, reply: Reply,
+                 attachments: list[tuple[str, bytes]] = ()) -> EmailMessage:  # type: ignore[assignment]
+    """The email of a reply, from its stored or freshly built content."""
+    return build(settings, env, reply.kind, reply.context(), to=reply.to,
+                 original_subject=reply.original_subject, original_id=reply.original_id,
+                 references=reply.references, status=reply.status, late=reply.late,
+                 attachments=attachments)
 
 
 def notice(settings: Settings, env: Environment, kind: str, context: dict[str, object], *,

@@ -21,6 +21,7 @@ from .locks import cycle_lock, instance_lock
 from .mail import imap, smtp
 from .mail.oauth import imap_secret
 from .pipeline import Pipeline
+from .store import events
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +44,7 @@ def poll_job(settings: Settings) -> None:
                                f"UIDVALIDITY của hộp thư thay đổi ({event['detail']}); hệ thống "
                                "đã đối chiếu lại bằng Message-ID, không ghi nhận trùng.",
                                f"alert:uidvalidity:{event['id']}")
-                for event in pipeline.store.query(
-                    "SELECT id, detail FROM events WHERE kind='uidvalidity'"))
+                for event in events.of_kind(pipeline.store, "uidvalidity"))
             if queued:  # the cycle has already sent everything else that was due
                 _deliver_quietly(pipeline)
     except MailboxError as exc:

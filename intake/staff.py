@@ -31,7 +31,7 @@ from .errors import IntakeError, MailboxError
 from .labels import status_label
 from .mail import imap, smtp
 from .replies import local_time, notice
-from .store import WAITING, Stage, Status, now_iso
+from .store import WAITING, Stage, Status, events, messages, now_iso, outbox, submissions
 from .text import strip_diacritics
 
 if TYPE_CHECKING:
@@ -124,10 +124,6 @@ class Waiting:
                 "attachments": self.attachments}
 
 
-_WAITING_SQL = (f"SELECT * FROM messages WHERE status IN ({', '.join(repr(str(s)) for s in WAITING)})"
-                " AND settled='' AND stage != 'recorded'")
-
-
 def _waiting(row) -> Waiting:
     reason = row["detail"] or ""
     if row["error"] and row["error"] not in reason:
@@ -138,7 +134,7 @@ def _waiting(row) -> Waiting:
 
 def waiting(store) -> list[Waiting]:
     """What waits for staff, oldest first (``intake review``, the digest, ``status``)."""
-    return [_waiting(r) for r in store.query(_WAITING_SQL + " ORDER BY received_at, id")]
+    return [_waiting(r) for r in messages.waiting(store)]
 
 
 def find(pipeline: Pipeline, ident: str):
@@ -146,9 +142,9 @@ def find(pipeline: Pipeline, ident: str):
     text = ident.strip()
     row = None
     if text.isdigit():
-        row = pipeline.store.one("SELECT * FROM messages WHERE id=?", (int(text),))
+        row = messages.get(pipeline.store, int(text))
     if row is None:
-        row = pipeline.store.one("SELECT * FROM messages WHERE token=?", (normalise_token(text),))
+        row = messages.by_token(pipeline.store, normalise_token(text))
     if row is None:
         raise StaffError(f"không có thư nào mang mã {text!r}")
     return row
@@ -162,25 +158,17 @@ def _require_waiting(row) -> None:
         raise StaffError(f"thư mã {row['token'] or row['id']} không ở trạng thái chờ Ban xem xét")
 
 
-def record(db, actor: str, action: str, message: int | None, unit_code: str | None,
-           note: str = "", detail: str = "") -> None:
-    db.execute("INSERT INTO actions(at, actor, action, message, unit_code, note, detail)"
-               " VALUES (?,?,?,?,?,?,?)", (now_iso(), actor, action, message, unit_code, note,
-                                           detail))
-
-
 # -- setting aside ---------------------------------------------------------------------------
 
 
 def set_aside(pipeline: Pipeline) -> int:
     """Give every newly waiting message its token and tell staff at once (SPEC §10)."""
     settings = pipeline.settings
-    fresh = pipeline.store.query(_WAITING_SQL + " AND token IS NULL ORDER BY id")
+    fresh = messages.waiting_without_token(pipeline.store)
     for row in fresh:
         token = make_token(settings.paths.data_dir, int(row["id"]), row["sha256"])
-        with pipeline.store.transaction() as db:
-            db.execute("UPDATE messages SET token=? WHERE id=? AND token IS NULL",
-                       (token, row["id"]))
+        with pipeline.store.transaction():
+            messages.set_token(pipeline.store, int(row["id"]), token)
             item = _waiting(row)
             for address in settings.rules.staff:
                 alert = notice(settings, pipeline.templates, "waiting", {
@@ -225,9 +213,7 @@ def release(pipeline: Pipeline, ident: str, *, unit_code: str | None = None, not
     elif unit is None:
         raise StaffError(f"địa chỉ {row['sender']} chưa thuộc đơn vị nào: ghi rõ mã đơn vị "
                          f"(DUYỆT {row['token']} <MÃ ĐƠN VỊ>, hoặc intake release … --unit MÃ)")
-    newer = pipeline.store.one(
-        "SELECT received_at FROM submissions WHERE unit_code=? AND addition=0 AND received_at > ?"
-        " ORDER BY received_at DESC LIMIT 1", (unit.code, row["received_at"]))
+    newer = submissions.newer_full_list(pipeline.store, unit.code, row["received_at"])
     if newer is not None:  # the older list must not replace what the unit sent since
         raise StaffError(
             f"{unit.name} đã gửi danh sách mới hơn (nhận lúc "
@@ -236,22 +222,21 @@ def release(pipeline: Pipeline, ident: str, *, unit_code: str | None = None, not
             f"{row['token']}")
     raw = archive.read(pipeline.settings.paths.data_dir, row["archive"])
     outcome = pipeline.decide(raw, datetime.fromisoformat(row["received_at"]), trusted_unit=unit)
-    pipeline.file(row, outcome, release={"actor": actor, "note": note})
+    filing = pipeline.file(row, outcome, release={"actor": actor, "note": note})
+    assert filing is not None  # a release files, or raises StaffError
     log.info("released message=%s token=%s unit=%s status=%s by %s", row["id"], row["token"],
-             unit.code, outcome.status, actor)
+             unit.code, filing.status, actor)
     return (f"Đã ghi nhận thư mã {row['token']} ({row['sender']}, “{row['subject']}”) là danh sách "
-            f"của {unit.name}: {status_label(outcome.status)}; đã trả lời đơn vị.")
+            f"của {unit.name}: {status_label(filing.status)}; đã trả lời đơn vị.")
 
 
 def reject(pipeline: Pipeline, ident: str, *, note: str = "", actor: str) -> str:
     """Close a waiting message: nothing filed, nobody answered; it stays in review."""
     row = find(pipeline, ident)
     _require_waiting(row)
-    with pipeline.store.transaction() as db:
-        changed = db.execute("UPDATE messages SET settled='rejected' WHERE id=? AND settled=''",
-                             (row["id"],)).rowcount
-        if changed:
-            record(db, actor, "reject", int(row["id"]), row["unit_code"], note)
+    with pipeline.store.transaction():
+        if messages.reject(pipeline.store, int(row["id"])):
+            events.act(pipeline.store, actor, "reject", int(row["id"]), row["unit_code"], note)
     log.info("rejected message=%s token=%s by %s", row["id"], row["token"], actor)
     return f"Đã đóng thư mã {row['token']} ({row['sender']}, “{row['subject']}”), không ghi nhận."
 
@@ -265,11 +250,9 @@ def assign(pipeline: Pipeline, address: str, unit_code: str, *, actor: str) -> l
     address = address.strip().lower()
     if "@" not in address:
         raise StaffError(f"{address!r} không phải địa chỉ thư điện tử")
-    with pipeline.store.transaction() as db:
-        db.execute("INSERT INTO sender_addresses(address, unit_code, actor, at) VALUES (?,?,?,?)"
-                   " ON CONFLICT(address) DO UPDATE SET unit_code=excluded.unit_code,"
-                   " actor=excluded.actor, at=excluded.at", (address, unit.code, actor, now_iso()))
-        record(db, actor, "assign", None, unit.code, detail=address)
+    with pipeline.store.transaction():
+        events.assign_address(pipeline.store, address, unit.code, actor)
+        events.act(pipeline.store, actor, "assign", None, unit.code, detail=address)
     done = [f"Đã thêm địa chỉ {address} cho {unit.name}."]
     # Only what waited because the address was unknown: a message held because the sender
     # check failed may be forged, and stays for its own decision.
@@ -299,10 +282,8 @@ def accept(pipeline: Pipeline, unit_code: str, hamlet: str, code: str, *, note: 
     if not note.strip():
         raise StaffError("cần ghi rõ lý do Ban chấp nhận (--note)")
     key = name_key(hamlet)
-    rows = [r for r in pipeline.store.query(
-        "SELECT DISTINCT commune_code, hamlet_key, commune, party_cell FROM rows"
-        " WHERE unit_code=? AND current=1", (unit.code,))
-        if key in (r["hamlet_key"], name_key(r["party_cell"]))
+    rows = [r for r in submissions.current_rows(pipeline.store, unit.code)
+            if key in (r["hamlet_key"], name_key(r["party_cell"]))
         and (commune is None or name_key(commune) == name_key(r["commune"]))]
     if not rows:
         raise StaffError(f"danh sách hiện tại của {unit.name} không có ấp, khu phố “{hamlet}”")
@@ -310,22 +291,16 @@ def accept(pipeline: Pipeline, unit_code: str, hamlet: str, code: str, *, note: 
         names = ", ".join(sorted({r["commune"] for r in rows}))
         raise StaffError(f"“{hamlet}” có ở nhiều xã ({names}): ghi thêm --commune")
     target = rows[0]
-    has = pipeline.store.one(
-        "SELECT 1 FROM findings f JOIN rows r ON r.id = f.row WHERE r.unit_code=? AND"
-        " r.current=1 AND r.commune_code=? AND r.hamlet_key=? AND f.code=? AND f.current=1",
-        (unit.code, target["commune_code"], target["hamlet_key"], code))
-    if has is None:
+    if not submissions.row_has_finding(pipeline.store, unit.code, target["commune_code"],
+                                       target["hamlet_key"], code):
         raise StaffError(f"dòng {target['party_cell']} ({target['commune']}) không có lỗi {code}")
-    with pipeline.store.transaction() as db:
-        db.execute(
-            "INSERT INTO acceptances(unit_code, commune_code, hamlet_key, code, hamlet, note,"
-            " actor, at) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(unit_code, commune_code,"
-            " hamlet_key, code) DO UPDATE SET note=excluded.note, actor=excluded.actor,"
-            " at=excluded.at", (unit.code, target["commune_code"], target["hamlet_key"], code,
-                                f"{target['party_cell']} ({target['commune']})", note.strip(),
-                                actor, now_iso()))
-        record(db, actor, "accept", None, unit.code, note.strip(),
-               f"{code}: {target['party_cell']} ({target['commune']})")
+    with pipeline.store.transaction():
+        submissions.accept(pipeline.store, unit_code=unit.code,
+                           commune_code=target["commune_code"], hamlet_key=target["hamlet_key"],
+                           code=code, hamlet=f"{target['party_cell']} ({target['commune']})",
+                           note=note.strip(), actor=actor, at=now_iso())
+        events.act(pipeline.store, actor, "accept", None, unit.code, note.strip(),
+                   f"{code}: {target['party_cell']} ({target['commune']})")
     result = recheck(pipeline, unit_code=unit.code, notify=False, actor=actor)
     return [f"Ban chấp nhận {code} cho {target['party_cell']} ({target['commune']}) của "
             f"{unit.name}: {note.strip()}", *result.lines()]
@@ -338,7 +313,7 @@ def relocate(pipeline: Pipeline, box: MailBox) -> int:
     message that is no longer there (moved by hand) is simply settled.
     """
     settings = pipeline.settings
-    rows = pipeline.store.query("SELECT id, message_id, relocate FROM messages WHERE relocate != ''")
+    rows = messages.to_relocate(pipeline.store)
     if not rows:
         return 0
     imap.select(box, settings.mailbox.review_folder)
@@ -353,15 +328,15 @@ def relocate(pipeline: Pipeline, box: MailBox) -> int:
         except Exception:  # this one message: leave it in review, never stall the others
             log.exception("could not move released message %s out of review", row["id"])
             uids = []
-        with pipeline.store.transaction() as db:
-            db.execute("UPDATE messages SET relocate='' WHERE id=?", (row["id"],))
+        with pipeline.store.transaction():
+            messages.relocated(pipeline.store, int(row["id"]))
         moved += len(uids)
     return moved
 
 
 def relocate_now(pipeline: Pipeline, password: str | None) -> str:
     """After a decision on the command line: move at once if the mailbox answers."""
-    if not pipeline.store.one("SELECT 1 FROM messages WHERE relocate != ''"):
+    if not messages.to_relocate(pipeline.store):
         return ""
     try:
         with imap.connect(pipeline.settings.mailbox, password) as box:
@@ -434,10 +409,7 @@ def token_of_alert(pipeline: Pipeline, in_reply_to: str) -> str:
     """The token of the message an alert was about, for a reply that leaves it out."""
     if not in_reply_to:
         return ""
-    row = pipeline.store.one(
-        "SELECT m.token FROM outbox o JOIN messages m ON m.id = o.message"
-        " WHERE o.message_id=? AND o.kind='waiting'", (in_reply_to,))
-    return row["token"] if row and row["token"] else ""
+    return outbox.token_of_alert(pipeline.store, in_reply_to)
 
 
 HELP = ("Các lệnh Ban có thể gửi (dòng đầu tiên của thư, viết hoa hay thường, có dấu hay "

@@ -39,8 +39,8 @@ from .sheets.layout import (
     set_default_font,
     wrapped_lines,
 )
-from .store import Store
-from .text import clean, name_key, vietnamese_sort_key
+from .store import Store, events, messages, outbox, submissions, units
+from .text import clean, vietnamese_sort_key
 
 SUMMARY = ["Đơn vị", "Trạng thái", "Lần nộp", "Nộp lúc", "Trễ hạn", "Số Chi đoàn hợp lệ",
            "Cấp tỉnh", "Cấp huyện", "Số dòng lỗi", "Độ phủ NTM/ĐTVM"]
@@ -241,60 +241,6 @@ def _finish(sheet: Worksheet, columns: int) -> None:
     sheet.auto_filter.ref = f"A1:{get_column_letter(columns)}{rows}"
 
 
-def _coverage(store: Store, reference: Reference, unit_code: str) -> list[tuple]:
-    """(commune, hamlets, registered, missing names) for each titled commune of a unit."""
-    registered = {
-        (r["commune_code"], r["hamlet_key"])
-        for r in store.query("SELECT commune_code, hamlet_key FROM rows WHERE unit_code=? AND"
-                             " current=1 AND valid=1", (unit_code,))
-    }
-    out = []
-    for commune in sorted(reference.titled_communes(unit_code),
-                          key=lambda c: vietnamese_sort_key(c.name)):
-        missing = sorted((c.hamlet for c in commune.cells
-                          if (commune.code, name_key(c.hamlet)) not in registered),
-                         key=vietnamese_sort_key)
-        out.append((commune, len(commune.cells), len(commune.cells) - len(missing), missing))
-    return out
-
-
-def unit_summaries(store: Store, reference: Reference) -> list[dict[str, object]]:
-    """Per-unit figures shared by the workbook's first sheet and ``intake status``."""
-    out = []
-    for unit in sorted(reference.units.values(), key=lambda u: vietnamese_sort_key(u.name)):
-        last = store.one("SELECT * FROM submissions WHERE unit_code=? ORDER BY received_at DESC,"
-                         " id DESC LIMIT 1", (unit.code,))
-        count = store.one("SELECT COUNT(*) FROM submissions WHERE unit_code=?", (unit.code,))[0]
-        rows = store.query("SELECT level, valid FROM rows WHERE unit_code=? AND current=1",
-                           (unit.code,))
-        errors = store.one("SELECT COUNT(*) FROM findings WHERE unit_code=? AND current=1 AND"
-                           " level='error'", (unit.code,))[0]
-        coverage = _coverage(store, reference, unit.code)
-        total = sum(c[1] for c in coverage)
-        done = sum(c[2] for c in coverage)
-        status = None
-        if last is None:
-            message = store.one("SELECT status FROM messages WHERE unit_code=? AND status IS NOT"
-                                " NULL ORDER BY received_at DESC, id DESC LIMIT 1", (unit.code,))
-            status = message["status"] if message else None
-        else:
-            status = last["status"]
-            if status in ("accepted", "needs-correction"):
-                status = "needs-correction" if errors else "accepted"
-        out.append({
-            "unit": unit, "status": status, "count": count,
-            "received_at": last["received_at"] if last else None,
-            "late": bool(last and last["late"]),
-            "valid": sum(1 for r in rows if r["valid"]),
-            "provincial": sum(1 for r in rows if r["valid"] and r["level"] == "provincial"),
-            "district": sum(1 for r in rows if r["valid"] and r["level"] == "district"),
-            "invalid": sum(1 for r in rows if not r["valid"]),
-            "coverage": (done / total) if total else None,
-            "communes": coverage,
-        })
-    return out
-
-
 def build(store: Store, reference: Reference, settings: Settings,
           now: datetime | None = None) -> Workbook:
     book = Workbook(write_only=True)
@@ -304,22 +250,21 @@ def build(store: Store, reference: Reference, settings: Settings,
     updated = short_time(now or datetime.now(TZ))
 
     summary = _sheet(book, SHEETS[0], SUMMARY, settings, updated)
-    figures = unit_summaries(store, reference)
+    figures = units.summaries(store, reference)
     for item in figures:
         styles: Styles = {10: {"number_format": "0%"}}
-        if item["invalid"]:
+        if item.invalid:
             styles[9] = {"fill": _ERROR_FILL}
-        if item["late"]:
+        if item.late:
             styles[5] = {"fill": _LATE_FILL}
-        _append(summary, [item["unit"].name, status_label(item["status"]),  # type: ignore[union-attr]
-                          item["count"], local(item["received_at"]),  # type: ignore[arg-type]
-                          "Trễ hạn" if item["late"] else "", item["valid"], item["provincial"],
-                          item["district"], item["invalid"], item["coverage"]], styles)
+        _append(summary, [item.unit.name, status_label(item.status), item.submissions,
+                          local(item.received_at), "Trễ hạn" if item.late else "", item.valid,
+                          item.provincial, item.district, item.invalid, item.coverage], styles)
     last = len(figures) + 1
     bold = {"font": _HEAD_FONT}
-    _append(summary, ["Tổng cộng", "", sum(i["count"] for i in figures), None, "",  # type: ignore[misc]
-                      sum(i["valid"] for i in figures), sum(i["provincial"] for i in figures),  # type: ignore[misc]
-                      sum(i["district"] for i in figures), sum(i["invalid"] for i in figures),  # type: ignore[misc]
+    _append(summary, ["Tổng cộng", "", sum(i.submissions for i in figures), None, "",
+                      sum(i.valid for i in figures), sum(i.provincial for i in figures),
+                      sum(i.district for i in figures), sum(i.invalid for i in figures),
                       None], dict.fromkeys(range(1, 11), bold))
     summary.auto_filter.ref = f"A1:J{last}"
     chart = BarChart()
@@ -337,7 +282,7 @@ def build(store: Store, reference: Reference, settings: Settings,
     order = {code: i for i, code in enumerate(
         sorted(names, key=lambda c: vietnamese_sort_key(names[c])))}
     listing = _sheet(book, SHEETS[1], ROWS, settings, updated)
-    rows = store.query("SELECT * FROM rows WHERE current=1")
+    rows = submissions.current_rows(store)
     rows.sort(key=lambda r: (order.get(r["unit_code"], 99), vietnamese_sort_key(r["commune"]),
                              r["received_at"], r["file"], r["sheet"], r["row_number"]))
     invalid: Styles = {12: {"fill": _ERROR_FILL}, 13: {"fill": _ERROR_FILL}}
@@ -351,7 +296,7 @@ def build(store: Store, reference: Reference, settings: Settings,
     _finish(listing, len(ROWS))
 
     errors = _sheet(book, SHEETS[2], FINDINGS, settings, updated)
-    found = store.query("SELECT * FROM findings WHERE current=1")
+    found = submissions.current_findings(store)
     found.sort(key=lambda f: (order.get(f["unit_code"], 99), f["submission"], f["file"],
                               f["sheet"], f["row_number"] or 0, f["column_letter"]))
     for f in found:
@@ -364,22 +309,22 @@ def build(store: Store, reference: Reference, settings: Settings,
     _finish(errors, len(FINDINGS))
 
     cover = _sheet(book, SHEETS[3], COVERAGE, settings, updated)
-    for item in figures:  # already in Vietnamese unit order, coverage computed once
-        code = item["unit"].code  # type: ignore[union-attr]
-        for commune, total, done, missing in item["communes"]:  # type: ignore[union-attr]
-            _append(cover, [names[code], commune.name, commune.title, total, done,
-                            ", ".join(missing)], {6: {"fill": _ERROR_FILL}} if missing else None)
+    for item in figures:  # in Vietnamese unit order, coverage as decided at filing
+        for commune in item.communes:
+            _append(cover, [item.unit.name, commune.name, commune.title, commune.hamlets,
+                            commune.registered, ", ".join(commune.missing_names)],
+                    {6: {"fill": _ERROR_FILL}} if commune.missing else None)
     _finish(cover, len(COVERAGE))
 
     log = _sheet(book, SHEETS[4], LOG, settings, updated)
     replies: dict[int, list[str]] = {}
-    for o in store.query("SELECT message, kind, state FROM outbox ORDER BY id"):
+    for o in outbox.by_message(store):
         replies.setdefault(o["message"], []).append(
             f"{outbox_label(o['state']).capitalize()}: {kind_label(o['kind'])}")
     late: Styles = {1: {"fill": _LATE_FILL, "number_format": _DATE}}
     decided: dict[int, list[str]] = {}  # staff decisions on one message, beside it
     entries: list[tuple[str, int, list[object], Styles | None]] = []
-    for a in store.query("SELECT * FROM actions ORDER BY id"):
+    for a in events.actions(store):
         label = ACTION_LABELS.get(a["action"], a["action"])
         said = "; ".join(x for x in (a["detail"], a["note"]) if x)
         if a["message"] is not None:
@@ -390,8 +335,7 @@ def build(store: Store, reference: Reference, settings: Settings,
             entries.append((a["at"], 1, [local(a["at"]), a["actor"], label,
                                          names.get(a["unit_code"] or "", ""), "", said, "", ""],
                             None))
-    for m in store.query("SELECT * FROM messages WHERE duplicate_of IS NULL"
-                         " ORDER BY received_at, id"):
+    for m in messages.log(store):
         status = status_label(m["status"]) if m["status"] else "Đang xử lý"
         if m["detail"]:
             status += f" – {m['detail']}"

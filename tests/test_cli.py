@@ -24,6 +24,7 @@ def config(tmp_path: Path) -> Path:
     text = CONFIG.read_text(encoding="utf-8")
     text = text.replace('reference_dir = "reference"', f'reference_dir = "{ROOT}/config/reference"')
     text = text.replace('templates_dir = "../templates"', f'templates_dir = "{ROOT}/templates"')
+    text = text.replace('"../data', f'"{tmp_path}/data')  # the store and the workbook
     path = tmp_path / "intake.toml"
     path.write_text(text, encoding="utf-8")
     return path
@@ -270,3 +271,90 @@ def test_the_installed_wheel_runs_init_template_and_check(tmp_path):
     check = intake("--config", str(config), "check", "mau.xlsx", "--unit", "CT")
     assert check.returncode == 1, check.stderr  # the blank form: no rows yet
     assert "SHEET_NO_ROWS" in check.stdout or "chưa có Chi đoàn" in check.stdout
+
+
+def test_a_failed_reply_is_rendered_again_with_todays_templates(capsys, tmp_path, reference,
+                                                                monkeypatch):
+    """A reply keeps what it says: after a template fix, `intake resend --id N --rebuild`
+    renders it again (same unit, same errors, same marked-up file) with a new Message-ID."""
+    import shutil
+    from datetime import datetime
+    from email import message_from_bytes, policy
+
+    from intake.config import load_settings
+    from intake.replies import Reply
+    from intake.samples import unit_mail
+    from intake.store import open_store
+
+    from .conftest import file_offline
+
+    templates = tmp_path / "templates"
+    shutil.copytree(ROOT / "templates", templates)
+    text = CONFIG.read_text(encoding="utf-8")
+    text = text.replace('reference_dir = "reference"', f'reference_dir = "{ROOT}/config/reference"')
+    text = text.replace('templates_dir = "../templates"', f'templates_dir = "{templates}"')
+    text = text.replace('"../data', f'"{tmp_path}/data')
+    config = tmp_path / "intake.toml"
+    config.write_text(text, encoding="utf-8")
+    monkeypatch.setenv("INTAKE_PATHS__DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("INTAKE_RULES__REQUIRE_SENDER_AUTH", "false")
+    settings = load_settings(config)
+    unit = reference.units["CT"]
+    rows = eligible_rows(settings, reference, unit)
+    rows[0][5] = "3"  # not a party cell status: one error in cell F of the first data row
+    message = unit_mail(unit.emails[0], settings.mailbox.username, "Danh sách CĐKM",
+                        attachments=[("ds.xlsx", form(settings, reference, unit, rows))])
+    file_offline(settings, [(message, datetime(2021, 2, 1, 8, 0).astimezone())])
+
+    store = open_store(settings.paths.data_dir)
+    [row] = store.query("SELECT * FROM outbox WHERE kind='needs-correction'")
+    said = Reply.from_json(row["content"])
+    assert (said.unit_name, said.to, said.status) == (unit.name, unit.emails[0],
+                                                      "needs-correction")
+    # The row is wrong, and its hamlet (of an NTM commune) is therefore not registered.
+    assert [(line.code, line.cell) for line in said.errors] == [
+        ("ROW_STATUS_INVALID", f"F{FIRST_DATA_ROW}"), ("COVERAGE_INCOMPLETE", "")]
+    first = message_from_bytes(row["raw"], policy=policy.default)
+    store.db.execute("UPDATE outbox SET state='failed' WHERE id=?", (row["id"],))
+    store.close()
+
+    template = templates / "needs-correction.txt.j2"
+    template.write_text(template.read_text(encoding="utf-8").replace(
+        "Kính gửi {{ unit_name }},", "Kính gửi {{ unit_name }} (bản sửa mẫu thư),"),
+        encoding="utf-8")
+    code, _out, err = run(capsys, "--config", str(config), "resend", "--id", str(row["id"]),
+                         "--rebuild")
+    assert code == 0, err
+    store = open_store(settings.paths.data_dir)
+    again = store.one("SELECT * FROM outbox WHERE id=?", (row["id"],))
+    store.close()
+    second = message_from_bytes(again["raw"], policy=policy.default)
+    assert again["state"] == "queued" and again["message_id"] != row["message_id"]
+    body = second.get_body(("plain",)).get_content()
+    assert f"Kính gửi {unit.name} (bản sửa mẫu thư)," in body
+    assert f"F{FIRST_DATA_ROW}" in body
+    assert second["In-Reply-To"] == first["In-Reply-To"] and second["To"] == first["To"]
+    assert [p.get_filename() for p in second.iter_attachments()] == \
+        [p.get_filename() for p in first.iter_attachments()] != []
+    # Rendered from what it stored, with the same templates, a reply says what it said.
+    first_body = first.get_body(("plain",)).get_content()
+    assert body.replace(" (bản sửa mẫu thư)", "") == first_body
+
+
+def test_a_notice_without_stored_content_cannot_be_rebuilt(capsys, config, tmp_path,
+                                                           monkeypatch):
+    from intake.config import load_settings
+    from intake.mail import smtp
+    from intake.store import open_store
+
+    from .conftest import reply
+
+    monkeypatch.setenv("INTAKE_PATHS__DATA_DIR", str(tmp_path / "data"))
+    settings = load_settings(config)
+    store = open_store(settings.paths.data_dir)
+    reply_id = smtp.queue(store, None, "accepted", reply(settings))
+    store.db.execute("UPDATE outbox SET state='failed' WHERE id=?", (reply_id,))
+    store.close()
+    code, _, err = run(capsys, "--config", str(config), "resend", "--id", str(reply_id),
+                       "--rebuild")
+    assert code == 2 and "without --rebuild" in err

@@ -42,7 +42,7 @@ from sqlite3 import Row
 from ..config import Settings
 from ..errors import MailboxError
 from ..labels import OUTBOX_LABELS, kind_label
-from ..store import Store, now_iso
+from ..store import Store, events, outbox
 from .deadline import Deadline, DeadlineExceeded
 from .envelope import BLOCKED_LOCAL_PARTS
 from .oauth import login_secret, smtp_auth, xoauth2_string
@@ -92,17 +92,17 @@ SERVER_KIND_LABELS = {"login": "đăng nhập", "connect": "kết nối", "sende
 
 
 def queue(store: Store, message_row: int | None, kind: str, reply: EmailMessage,
-          status: str = "") -> int:
-    """Record a reply for sending; its Message-ID is known before any attempt."""
+          status: str = "", *, content: str = "") -> int:
+    """Record a reply for sending; its Message-ID is known before any attempt.
+    ``content``: what it says (``replies.Reply`` as JSON), to render it again."""
     recipient = parseaddr(str(reply["To"]))[1].lower()
     local = recipient.split("@")[0]
     state = "suppressed" if (not recipient or local in BLOCKED_LOCAL_PARTS) else "queued"
-    cursor = store.db.execute(
-        "INSERT INTO outbox(message, kind, recipient, subject, message_id, status_header, raw,"
-        " state, next_attempt_at, created_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
-        (message_row, kind, recipient, str(reply["Subject"]), str(reply["Message-ID"]), status,
-         reply.as_bytes(policy=SMTP_POLICY), state, now_iso(), now_iso()))
-    return int(cursor.lastrowid or 0)
+    return outbox.add(store, {
+        "message": message_row, "kind": kind, "recipient": recipient,
+        "subject": str(reply["Subject"]), "message_id": str(reply["Message-ID"]),
+        "status_header": status, "raw": reply.as_bytes(policy=SMTP_POLICY), "state": state,
+        "content": content})
 
 
 # -- what went wrong ---------------------------------------------------------------------
@@ -303,9 +303,7 @@ def deliver(store: Store, settings: Settings, now: datetime | None = None) -> di
     now = now or datetime.now(UTC)
     counts = {"sent": 0, "deferred": 0, "failed": 0, "limited": 0}
     _recover_stale_claims(store, settings, now)
-    due = [int(r[0]) for r in store.query(
-        "SELECT id FROM outbox WHERE state='queued' AND next_attempt_at <= ? ORDER BY id",
-        (_iso(now),))]
+    due = outbox.due(store, _iso(now))
     if not due or (not settings.smtp.dry_run and _server_resting(store, now)):
         return counts
     sender = _Sender(settings)
@@ -361,9 +359,7 @@ def _iso(moment: datetime) -> str:
 
 
 def _sent_last_hour(store: Store, recipient: str, now: datetime) -> int:
-    row = store.one("SELECT COUNT(*) FROM outbox WHERE recipient=? AND state IN ('sent','dry-run')"
-                    " AND sent_at >= ?", (recipient, _iso(now - timedelta(hours=1))))
-    return int(row[0]) if row else 0
+    return outbox.sent_since(store, recipient, _iso(now - timedelta(hours=1)))
 
 
 def _backoff(attempts: int, cap: timedelta = BACKOFF_CAP) -> timedelta:
@@ -387,29 +383,19 @@ def claim_timeout(settings: Settings) -> timedelta:
 def _claim(store: Store, row_id: int, now: datetime) -> Row | None:
     """Take one due reply for this sender, atomically; None when someone else has it."""
     with store.transaction():
-        taken = store.db.execute(
-            "UPDATE outbox SET state='sending', claimed_at=?, claimed_by=?"
-            " WHERE id=? AND state='queued' AND next_attempt_at <= ?",
-            (_iso(now), _owner(), row_id, _iso(now))).rowcount
-        return store.one("SELECT * FROM outbox WHERE id=?", (row_id,)) if taken else None
+        taken = outbox.claim(store, row_id, _owner(), _iso(now))
+        return outbox.get(store, row_id) if taken else None
 
 
 def _release(store: Store, item: Row, now: datetime, *, error: str | None = None,
              next_at: datetime | None = None) -> None:
     """Hand a claimed reply back to the queue, its attempts untouched."""
-    store.db.execute(
-        "UPDATE outbox SET state='queued', claimed_at=NULL, claimed_by='',"
-        " next_attempt_at=COALESCE(?, next_attempt_at), last_error=COALESCE(?, last_error),"
-        " last_attempt_at=CASE WHEN ? IS NULL THEN last_attempt_at ELSE ? END"
-        " WHERE id=? AND state='sending'",
-        (_iso(next_at) if next_at else None, error, error, _iso(now), item["id"]))
+    outbox.unclaim(store, int(item["id"]), _iso(now), error=error,
+                   next_at=_iso(next_at) if next_at else None)
 
 
 def _record(store: Store, item: Row, state: str) -> None:
-    store.db.execute(
-        "UPDATE outbox SET state=?, sent_at=?, attempts=attempts+1, last_error='',"
-        " last_attempt_at=?, claimed_at=NULL, claimed_by='' WHERE id=?",
-        (state, now_iso(), now_iso(), item["id"]))
+    outbox.done(store, int(item["id"]), state)
 
 
 def _claimant_gone(claimed_by: str) -> bool:
@@ -442,7 +428,7 @@ def _recover_stale_claims(store: Store, settings: Settings, now: datetime) -> in
     twice (SPEC §4).
     """
     cutoff = _iso(now - claim_timeout(settings))
-    claims = store.query("SELECT id, claimed_by, claimed_at FROM outbox WHERE state='sending'")
+    claims = outbox.claims(store)
     if not claims:
         return 0  # the usual case: no write lock taken
     stale_ids = {int(r["id"]) for r in claims
@@ -452,11 +438,10 @@ def _recover_stale_claims(store: Store, settings: Settings, now: datetime) -> in
     with store.transaction():
         stale = [r for r in claims if int(r["id"]) in stale_ids]
         for row in stale:
-            store.db.execute(
-                "UPDATE outbox SET state='queued', claimed_at=NULL, claimed_by='', last_error=?"
-                " WHERE id=? AND state='sending' AND claimed_by=?",
-                (f"lần gửi trước bị gián đoạn ({row['claimed_by']} dừng khi đang gửi lúc "
-                 f"{row['claimed_at']}); đã đưa lại vào hàng đợi", row["id"], row["claimed_by"]))
+            outbox.requeue_stale(
+                store, int(row["id"]), row["claimed_by"],
+                f"lần gửi trước bị gián đoạn ({row['claimed_by']} dừng khi đang gửi lúc "
+                f"{row['claimed_at']}); đã đưa lại vào hàng đợi")
     for row in stale:
         log.warning("reply id=%s claimed by %s at %s was never recorded; queued again "
                     "(it may already have been sent)", row["id"], row["claimed_by"],
@@ -478,11 +463,9 @@ def _refused(store: Store, settings: Settings, item: Row, failure: MessageFailur
     if final and not failure.permanent:
         error = (f"{error} (máy chủ từ chối tạm thời suốt "
                  f"{settings.smtp.give_up_after_hours:g} giờ; đã ngừng gửi lại)")[:600]
-    store.db.execute(
-        "UPDATE outbox SET state=?, attempts=?, last_error=?, next_attempt_at=?,"
-        " last_attempt_at=?, failing_since=?, claimed_at=NULL, claimed_by='' WHERE id=?",
-        ("failed" if final else "queued", attempts, error, _iso(now + _backoff(attempts)),
-         _iso(now), _iso(since), item["id"]))
+    outbox.attempt_failed(store, int(item["id"]), final=final, attempts=attempts, error=error,
+                          next_at=_iso(now + _backoff(attempts)), now=_iso(now),
+                          since=_iso(since))
     log.warning("reply %s id=%s attempts=%s: %s", "failed" if final else "deferred",
                 item["id"], attempts, failure.error)
     return final
@@ -509,9 +492,7 @@ class Incident:
 
 def open_incident(store: Store) -> Incident | None:
     """The current SMTP incident: 'smtp-down' events after the last 'smtp-up'."""
-    rows = store.query(
-        "SELECT id, at, detail FROM events WHERE kind='smtp-down' AND id > "
-        "(SELECT COALESCE(MAX(id), 0) FROM events WHERE kind='smtp-up') ORDER BY id")
+    rows = events.since_last(store, "smtp-down", "smtp-up")
     if not rows:
         return None
     kind, _, error = rows[-1]["detail"].partition(": ")
@@ -527,8 +508,7 @@ def _server_resting(store: Store, now: datetime) -> bool:
 def _server_ok(store: Store, now: datetime) -> None:
     incident = open_incident(store)
     if incident is not None:
-        store.db.execute("INSERT INTO events(at, kind, detail) VALUES (?, 'smtp-up', ?)",
-                         (_iso(now), f"after {incident.failures} failures"))
+        events.add_at(store, _iso(now), "smtp-up", f"after {incident.failures} failures")
         log.info("SMTP server works again after %s failures since %s", incident.failures,
                  incident.started_at.isoformat())
 
@@ -536,8 +516,7 @@ def _server_ok(store: Store, now: datetime) -> None:
 def _server_failed(store: Store, settings: Settings, failure: ServerFailure,
                    now: datetime) -> None:
     """Rest the server (back-off), log it, and alert staff once per incident and kind."""
-    store.db.execute("INSERT INTO events(at, kind, detail) VALUES (?, 'smtp-down', ?)",
-                     (_iso(now), f"{failure.kind}: {failure.error}"[:300]))
+    events.add_at(store, _iso(now), "smtp-down", f"{failure.kind}: {failure.error}"[:300])
     incident = open_incident(store)
     assert incident is not None
     smtp = settings.smtp
@@ -569,7 +548,7 @@ RESENDABLE = ("failed", "bounced", "queued")
 
 
 def requeue(store: Store, ids: list[int] | None = None, *, all_failed: bool = False,
-            now: datetime | None = None) -> list[int]:
+            now: datetime | None = None, render=None) -> list[int]:
     """Put replies back in the queue, due now, with a fresh give-up clock.
 
     ``ids`` may name failed, bounced or queued replies (a queued one is just made due
@@ -579,18 +558,42 @@ def requeue(store: Store, ids: list[int] | None = None, *, all_failed: bool = Fa
     now = now or datetime.now(UTC)
     with store.transaction():
         if all_failed:
-            ids = [int(r[0]) for r in store.query("SELECT id FROM outbox WHERE state='failed'")]
+            ids = [int(r["id"]) for r in outbox.in_state(store, "failed")]
         for row_id in ids or []:
-            row = store.one("SELECT state FROM outbox WHERE id=?", (row_id,))
+            row = outbox.get(store, row_id)
             if row is None or row["state"] not in RESENDABLE:
                 raise KeyError(row_id, row["state"] if row else None)
-            store.db.execute(
-                "UPDATE outbox SET state='queued', attempts=0, failing_since=NULL,"
-                " last_error='', next_attempt_at=? WHERE id=?", (_iso(now), row_id))
+            if render is not None:  # rendered again first (``--rebuild``)
+                render(row_id)
+            outbox.requeue(store, row_id, _iso(now))
         if ids:
             store.event("resend", ",".join(str(i) for i in ids))
     log.info("replies re-queued by staff: %s", ids)
     return list(ids or [])
+
+
+def rebuild(store: Store, settings: Settings, env, reply_id: int) -> None:
+    """Render a reply again from what it says (its stored ``Reply``), with the templates
+    of today, keeping its attachments; it gets a new Message-ID. In the caller's
+    transaction. ``KeyError(id, reason)`` when it cannot be rebuilt."""
+    from email import message_from_bytes
+
+    from ..replies import Reply, render_reply
+
+    row = outbox.get(store, reply_id)
+    if row is None:
+        raise KeyError(reply_id, None)
+    if not row["content"]:
+        raise KeyError(reply_id, "kept without its content (a staff notice, or queued by an "
+                                 "older version): send it again as it was, without --rebuild")
+    old = message_from_bytes(row["raw"], policy=policy.default)
+    attachments = [(part.get_filename() or "tep.xlsx", part.get_content())
+                   for part in old.iter_attachments()]  # type: ignore[attr-defined]
+    message = render_reply(settings, env, Reply.from_json(row["content"]), attachments)
+    outbox.rewrite(store, reply_id, subject=str(message["Subject"]),
+                   message_id=str(message["Message-ID"]),
+                   raw=message.as_bytes(policy=SMTP_POLICY))
+    log.info("reply id=%s rendered again as %s", reply_id, message["Message-ID"])
 
 
 def status_lines(store: Store) -> list[str]:
@@ -600,19 +603,16 @@ def status_lines(store: Store) -> list[str]:
     def when(value: str | None) -> str:
         return short_time(value) if value else ""
 
-    counts = {r[0]: r[1] for r in store.query("SELECT state, COUNT(*) FROM outbox GROUP BY state")}
+    counts = outbox.counts(store)
     order = [*OUTBOX_LABELS, *sorted(set(counts) - set(OUTBOX_LABELS))]
     summary = ", ".join(f"{counts[state]} {OUTBOX_LABELS.get(state, state)}"
                         for state in order if state in counts)
     lines = [f"Hộp thư đi: {summary or 'trống'}."]
-    oldest, upcoming = store.one("SELECT MIN(created_at), MIN(next_attempt_at) FROM outbox"
-                                 " WHERE state='queued'") or (None, None)
+    oldest, upcoming = outbox.queue_span(store)
     if oldest:
         lines.append(f"Thư chờ gửi lâu nhất: từ {when(oldest)}; "
                      f"lần gửi tiếp theo: {when(upcoming)}.")
-    last = store.one("SELECT id, kind, recipient, last_error, last_attempt_at FROM outbox"
-                     " WHERE state IN ('queued','sending') AND last_error != ''"
-                     " ORDER BY last_attempt_at DESC, id DESC LIMIT 1")
+    last = outbox.last_error(store)
     if last:
         lines.append(f"Lỗi gần nhất (thư số {last['id']}, {kind_label(last['kind'])} → "
                      f"{last['recipient']}, {when(last['last_attempt_at'])}): "
@@ -639,6 +639,5 @@ def mark_bounced(store: Store, message_ids: list[str]) -> int:
     """A delivery report named one of our replies: staff must see that it never arrived."""
     changed = 0
     for message_id in message_ids:
-        changed += store.db.execute(
-            "UPDATE outbox SET state='bounced' WHERE message_id=?", (message_id,)).rowcount
+        changed += outbox.bounced(store, message_id)
     return changed

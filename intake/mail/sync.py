@@ -17,7 +17,7 @@ from imap_tools import BaseMailBox as MailBox
 from .. import archive
 from ..config import TZ, Settings
 from ..errors import MailboxError
-from ..store import WAITING, Stage, Status, Store, now_iso
+from ..store import WAITING, Stage, Status, Store, events, messages, now_iso
 from . import imap
 from .envelope import identity
 
@@ -34,10 +34,10 @@ def high_water(store: Store, settings: Settings, box: MailBox, folder: str,
     every UID is new again and the whole folder is re-read (repeats are recognised by
     Message-ID and content), still leaving alone what came before the first start.
     """
-    row = store.one("SELECT uidvalidity, last_uid FROM folders WHERE name=?", (folder,))
+    row = messages.folder(store, folder)
     since_key = f"since:{folder}"
-    since_row = store.one("SELECT value FROM meta WHERE key=?", (since_key,))
-    since = datetime.fromisoformat(since_row[0]) if since_row else None
+    since_text = events.get(store, since_key)
+    since = datetime.fromisoformat(since_text) if since_text else None
     if row is None:
         start = settings.mailbox.start_from
         if start == "all":
@@ -47,29 +47,26 @@ def high_water(store: Store, settings: Settings, box: MailBox, folder: str,
             last = imap.last_uid_before(box, day)  # type: ignore[arg-type]
             since = (datetime.now(UTC) if day is None
                      else datetime.combine(day, time(0), tzinfo=TZ))  # type: ignore[arg-type]
-        with store.transaction() as db:
-            db.execute("INSERT INTO folders(name, uidvalidity, last_uid) VALUES (?,?,?)",
-                       (folder, validity, last))
+        with store.transaction():
+            messages.start_folder(store, folder, validity, last)
             if since is not None:
-                db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?,?)",
-                           (since_key, since.isoformat(timespec="seconds")))
+                events.put(store, since_key, since.isoformat(timespec="seconds"))
             store.event("start", f"{folder}: start_from={start}, mail up to UID "
                              f"{last} left alone")
         return last, since
     if int(row["uidvalidity"]) != validity:
         log.warning("UIDVALIDITY of %s changed %s -> %s", folder, row["uidvalidity"],
                     validity)
-        with store.transaction() as db:
+        with store.transaction():
             store.event("uidvalidity", f"{folder}: {row['uidvalidity']} -> {validity}")
-            db.execute("UPDATE folders SET uidvalidity=?, last_uid=0 WHERE name=?",
-                       (validity, folder))
+            messages.renumber_folder(store, folder, validity)
         return 0, since
     return int(row["last_uid"]), since
 
 def skip_old(store: Store, folder: str, uid: int) -> None:
     """A message from before the first start: only the high-water mark moves past it."""
-    with store.transaction() as db:
-        db.execute("UPDATE folders SET last_uid=MAX(last_uid, ?) WHERE name=?", (uid, folder))
+    with store.transaction():
+        messages.advance(store, folder, uid)
 
 def record(store: Store, settings: Settings, folder: str, validity: int,
            item: imap.Fetched) -> None:
@@ -96,36 +93,30 @@ def record(store: Store, settings: Settings, folder: str, validity: int,
         digest = hashlib.sha256(raw).hexdigest()
         path = archive.keep_message(settings.paths.data_dir, raw)
         message_id, sender, subject = identity(raw, settings.rules.authserv_id)
-    with store.transaction() as db:
-        exists = db.execute("SELECT 1 FROM messages WHERE folder=? AND uidvalidity=? AND uid=?",
-                            (folder, validity, item.uid)).fetchone()
-        twin = db.execute(
-            "SELECT id, folder, uidvalidity, stage FROM messages WHERE message_id=? AND"
-            " sha256=? ORDER BY id LIMIT 1", (message_id, digest)).fetchone() \
-            if digest and not exists else None
+    with store.transaction():
+        exists = messages.at_uid(store, folder, validity, item.uid)
+        twin = messages.twin(store, message_id, digest) if digest and not exists else None
         if exists:
             pass
         elif twin is not None and twin["folder"] == folder and \
                 int(twin["uidvalidity"]) != validity and twin["stage"] != Stage.MOVED:
             # The same message, renumbered by a UIDVALIDITY change before we finished
             # with it: it takes its new address and its work goes on from where it was.
-            db.execute("UPDATE messages SET uidvalidity=?, uid=? WHERE id=?",
-                       (validity, item.uid, twin["id"]))
+            messages.renumber(store, int(twin["id"]), validity, item.uid)
             log.info("uid=%s is message %s renumbered; its work continues", item.uid,
                      twin["id"])
         else:
             filed_twin = twin is not None and twin["stage"] != Stage.RECORDED
             if filed_twin:
                 status, detail, stage = Status.IGNORED, "thư trùng lặp", Stage.FILED
-            db.execute(
-                "INSERT INTO messages(folder, uidvalidity, uid, message_id, sha256, received_at,"
-                " sender, subject, status, detail, stage, archive, duplicate_of, created_at)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (folder, validity, item.uid, message_id, digest,
-                 received.isoformat(timespec="seconds"), sender, subject, status, detail,
-                 stage, path, twin["id"] if twin else None, now_iso()))
-        db.execute("UPDATE folders SET last_uid=MAX(last_uid, ?) WHERE name=?",
-                   (item.uid, folder))
+            messages.add(store, {
+                "folder": folder, "uidvalidity": validity, "uid": item.uid,
+                "message_id": message_id, "sha256": digest,
+                "received_at": received.isoformat(timespec="seconds"), "sender": sender,
+                "subject": subject, "status": status, "detail": detail, "stage": stage,
+                "archive": path, "duplicate_of": twin["id"] if twin else None,
+                "created_at": now_iso()})
+        messages.advance(store, folder, item.uid)
     log.info("recorded uid=%s message_id=%s", item.uid, message_id)
 
 def move_done(store: Store, settings: Settings, box: MailBox, folder: str, validity: int,
@@ -136,21 +127,18 @@ def move_done(store: Store, settings: Settings, box: MailBox, folder: str, valid
     crash is known as such and retried without copying the message a second time.
     """
     moved = 0
-    for row in store.query(
-        "SELECT id, uid, status, stage, message_id FROM messages WHERE folder=? AND"
-        " uidvalidity=? AND stage IN (?, ?) ORDER BY uid",
-            (folder, validity, Stage.FILED, Stage.MOVING)):
+    for row in messages.to_move(store, folder, validity):
         target = (settings.mailbox.review_folder if row["status"] in REVIEW_STATUSES
                   else settings.mailbox.processed_folder)
-        with store.transaction() as db:
-            db.execute("UPDATE messages SET stage=? WHERE id=?", (Stage.MOVING, row["id"]))
+        with store.transaction():
+            messages.set_stage(store, int(row["id"]), Stage.MOVING)
         try:
             imap.move(box, int(row["uid"]), target, message_id=row["message_id"],
                       retry=row["stage"] == Stage.MOVING)
         except MailboxError as exc:  # left "moving": the next cycle tries again
             errors.append(f"uid {row['uid']}: {exc}")
             continue
-        with store.transaction() as db:
-            db.execute("UPDATE messages SET stage=? WHERE id=?", (Stage.MOVED, row["id"]))
+        with store.transaction():
+            messages.set_stage(store, int(row["id"]), Stage.MOVED)
         moved += 1
     return moved

@@ -17,7 +17,7 @@ from rapidfuzz import fuzz, process
 from ..config import Settings
 from ..findings import Finding, finding, row_ranges
 from ..reference import Commune, PartyCell, Reference, Unit
-from ..text import name_key, strip_diacritics, vietnamese_sort_key
+from ..text import name_key, strip_diacritics
 from .header import FIELD_LABELS
 from .rows import Row
 
@@ -456,23 +456,20 @@ def check_coverage(registered: set[tuple[str, str]], unit: Unit, reference: Refe
     # missing hamlets go in it; otherwise a "bổ sung" with only them is enough.
     resend = not attempted or any(not r.valid for r in attempted)
     out = []
-    for commune in reference.titled_communes(unit.code):
-        absent = [c for c in commune.cells if (commune.code, c.key) not in registered]
-        if not absent:
+    for commune in reference.coverage(unit.code, registered):
+        if not commune.missing:
             continue
-        to_fix = [c for c in absent if (commune.code, c.key) in tried]
-        missing = sorted((c.hamlet for c in absent if c not in to_fix), key=vietnamese_sort_key)
-        total = len(commune.cells)
+        to_fix = [(key, name) for key, name in commune.missing if (commune.code, key) in tried]
+        missing = [name for key, name in commune.missing if (commune.code, key) not in tried]
         message = (f"{commune.name} đạt chuẩn {commune.title}, phải đăng ký 100% Chi đoàn ấp, "
-                   f"khu phố; mới có {total - len(absent)}/{total} hợp lệ.")
+                   f"khu phố; mới có {commune.registered}/{commune.hamlets} hợp lệ.")
         if to_fix:
-            fix = sorted(to_fix, key=lambda c: vietnamese_sort_key(c.hamlet))
             message += " Cần sửa: " + ", ".join(
-                f"{c.hamlet} ({_rows_text(tried[(commune.code, c.key)])})" for c in fix) + "."
+                f"{name} ({_rows_text(tried[(commune.code, key)])})" for key, name in to_fix) + "."
         if missing:
             message += f" Còn thiếu: {', '.join(missing)}."
         if not missing:
-            rows = [r for c in to_fix for r in tried[(commune.code, c.key)]]
+            rows = [r for key, _name in to_fix for r in tried[(commune.code, key)]]
             suggestion = (f"Sau khi sửa {_rows_text(rows)}, {commune.name} đủ 100%; không cần "
                           "thêm Chi đoàn.")
         elif resend:

@@ -1,0 +1,165 @@
+"""Submissions and what they hold: archived files, rows, findings, the hamlets each unit
+holds, and the findings staff accepted against the rules (SPEC §5, §7, §10).
+
+A unit's *current* list is its rows with ``current=1``: a full list replaces them all, a
+"bổ sung" only the hamlets it names. Filing is the one writer (inside its transaction).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from sqlite3 import Row
+
+from .db import Store
+
+
+def add(store: Store, *, message: int, unit_code: str, received_at: str, addition: bool,
+        late: bool, status: str) -> int:
+    return store.insert("submissions", {
+        "message": message, "unit_code": unit_code, "received_at": received_at,
+        "addition": int(addition), "status": status, "late": int(late)})
+
+
+def set_status(store: Store, submission: int, status: str) -> None:
+    store.db.execute("UPDATE submissions SET status=? WHERE id=?", (status, submission))
+
+
+def add_file(store: Store, submission: int, name: str, digest: str, path: str) -> None:
+    store.insert("files", {"submission": submission, "name": name, "sha256": digest,
+                           "path": path})
+
+
+def files(store: Store, submission: int) -> list[Row]:
+    return store.query("SELECT name, path FROM files WHERE submission=? ORDER BY id",
+                       (submission,))
+
+
+def last(store: Store, unit_code: str) -> Row | None:
+    """The unit's latest submission."""
+    return store.one("SELECT * FROM submissions WHERE unit_code=? ORDER BY received_at DESC,"
+                     " id DESC LIMIT 1", (unit_code,))
+
+
+def count(store: Store, unit_code: str) -> int:
+    return int(store.one("SELECT COUNT(*) FROM submissions WHERE unit_code=?",
+                         (unit_code,))[0])
+
+
+def of_unit(store: Store, unit_code: str) -> list[Row]:
+    """The unit's submissions in the order received, with their message's archive."""
+    return store.query("SELECT s.*, m.archive, m.id AS message_row FROM submissions s"
+                       " JOIN messages m ON m.id = s.message WHERE s.unit_code=?"
+                       " ORDER BY s.received_at, s.id", (unit_code,))
+
+
+def newer_full_list(store: Store, unit_code: str, than: str) -> Row | None:
+    """A full list the unit sent after ``than`` (an older one must not replace it)."""
+    return store.one("SELECT received_at FROM submissions WHERE unit_code=? AND addition=0 AND"
+                     " received_at > ? ORDER BY received_at DESC LIMIT 1", (unit_code, than))
+
+
+# -- rows and findings -------------------------------------------------------------------------
+
+def retire_hamlet(store: Store, unit_code: str, commune_code: str, hamlet_key: str) -> None:
+    """A "bổ sung" row replaces the unit's current row for the same hamlet."""
+    for (old,) in store.query("SELECT id FROM rows WHERE unit_code=? AND current=1 AND"
+                              " commune_code=? AND hamlet_key=?",
+                              (unit_code, commune_code, hamlet_key)):
+        store.db.execute("UPDATE rows SET current=0 WHERE id=?", (old,))
+        store.db.execute("UPDATE findings SET current=0 WHERE row=?", (old,))
+
+
+def retire_findings(store: Store, unit_code: str, codes: Iterable[str]) -> None:
+    """Unit-wide findings (coverage, lateness) that the next filing states afresh."""
+    codes = list(codes)
+    store.db.execute(f"UPDATE findings SET current=0 WHERE current=1 AND unit_code=? AND code IN"
+                     f" ({', '.join('?' * len(codes))})", (unit_code, *codes))
+
+
+def retire_unit(store: Store, unit_code: str) -> None:
+    """A full list replaces everything the unit had."""
+    store.db.execute("UPDATE rows SET current=0 WHERE current=1 AND unit_code=?", (unit_code,))
+    store.db.execute("UPDATE findings SET current=0 WHERE current=1 AND unit_code=?",
+                     (unit_code,))
+
+
+def add_row(store: Store, values: dict[str, object]) -> int:
+    return store.insert("rows", values)
+
+
+def add_finding(store: Store, values: dict[str, object]) -> int:
+    return store.insert("findings", values)
+
+
+def registered(store: Store, unit_code: str) -> set[tuple[str, str]]:
+    """(commune_code, hamlet_key) of the unit's current valid rows."""
+    return {(r[0], r[1]) for r in store.query(
+        "SELECT commune_code, hamlet_key FROM rows WHERE unit_code=? AND current=1 AND valid=1",
+        (unit_code,))}
+
+
+def held_elsewhere(store: Store, unit_code: str, hamlets: Iterable[tuple[str, str]]
+                   ) -> dict[tuple[str, str], str]:
+    """Of these (commune_code, hamlet_key), those in another unit's current valid list, with
+    that unit's code (ROW_CONFLICT)."""
+    held: dict[tuple[str, str], str] = {}
+    for commune_code, hamlet_key in set(hamlets):
+        row = store.one("SELECT unit_code FROM rows WHERE commune_code=? AND hamlet_key=? AND"
+                        " current=1 AND valid=1 AND unit_code != ? LIMIT 1",
+                        (commune_code, hamlet_key, unit_code))
+        if row is not None:
+            held[(commune_code, hamlet_key)] = row[0]
+    return held
+
+
+def valid_by_level(store: Store, unit_code: str) -> dict[str, int]:
+    """The unit's current valid rows counted by level ("provincial", "district")."""
+    return {r[0]: int(r[1]) for r in store.query(
+        "SELECT level, COUNT(*) FROM rows WHERE unit_code=? AND current=1 AND valid=1"
+        " GROUP BY level", (unit_code,))}
+
+
+def current_rows(store: Store, unit_code: str | None = None) -> list[Row]:
+    """The current rows of one unit, or of every unit."""
+    if unit_code is None:
+        return store.query("SELECT * FROM rows WHERE current=1")
+    return store.query("SELECT * FROM rows WHERE unit_code=? AND current=1", (unit_code,))
+
+
+def current_findings(store: Store, unit_code: str | None = None, *,
+                     level: str | None = None) -> list[Row]:
+    """The current findings of one unit (or every unit), of one level when given."""
+    sql, params = "SELECT * FROM findings WHERE current=1", []
+    if unit_code is not None:
+        sql += " AND unit_code=?"
+        params.append(unit_code)
+    if level is not None:
+        sql += " AND level=?"
+        params.append(level)
+    return store.query(sql, tuple(params))
+
+
+def row_has_finding(store: Store, unit_code: str, commune_code: str, hamlet_key: str,
+                    code: str) -> bool:
+    return store.one(
+        "SELECT 1 FROM findings f JOIN rows r ON r.id = f.row WHERE r.unit_code=? AND"
+        " r.current=1 AND r.commune_code=? AND r.hamlet_key=? AND f.code=? AND f.current=1",
+        (unit_code, commune_code, hamlet_key, code)) is not None
+
+
+# -- acceptances: findings staff accepted against the rules (``intake accept``) -----------
+
+def accept(store: Store, *, unit_code: str, commune_code: str, hamlet_key: str, code: str,
+           hamlet: str, note: str, actor: str, at: str) -> None:
+    store.db.execute(
+        "INSERT INTO acceptances(unit_code, commune_code, hamlet_key, code, hamlet, note, actor,"
+        " at) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(unit_code, commune_code, hamlet_key, code)"
+        " DO UPDATE SET note=excluded.note, actor=excluded.actor, at=excluded.at",
+        (unit_code, commune_code, hamlet_key, code, hamlet, note, actor, at))
+
+
+def acceptances(store: Store, unit_code: str) -> dict[tuple[str, str, str], str]:
+    """The notes of accepted findings by (commune_code, hamlet_key, code)."""
+    return {(r[0], r[1], r[2]): r[3] for r in store.query(
+        "SELECT commune_code, hamlet_key, code, note FROM acceptances WHERE unit_code=?",
+        (unit_code,))}

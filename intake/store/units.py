@@ -1,0 +1,91 @@
+"""A unit's state: decided once, when one of its lists is filed or rechecked, and stored;
+every view (the workbook, ``intake status``, the digest and the final report) reads it
+through ``summaries`` and derives nothing itself."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from ..reference import CommuneCoverage, Reference, Unit
+from ..text import vietnamese_sort_key
+from . import messages, submissions
+from .db import Status, Store, now_iso
+
+
+@dataclass(frozen=True)
+class UnitSummary:
+    """One unit's standing in the campaign."""
+
+    unit: Unit
+    status: str | None  # None: nothing received from the unit yet
+    submissions: int = 0
+    received_at: str | None = None  # its latest list
+    late: bool = False
+    valid: int = 0
+    provincial: int = 0
+    district: int = 0
+    invalid: int = 0
+    errors: int = 0
+    communes: tuple[CommuneCoverage, ...] = ()  # titled communes, in Vietnamese order
+
+    @property
+    def coverage(self) -> float | None:
+        """The share of hamlets registered across the unit's NTM/ĐTVM communes."""
+        total = sum(c.hamlets for c in self.communes)
+        return sum(c.registered for c in self.communes) / total if total else None
+
+
+def save(store: Store, unit_code: str, coverage: list[CommuneCoverage]) -> None:
+    """Decide and store the unit's state from its current list (in the filing transaction).
+
+    The status is its latest list's, except that a unit whose current list still has an
+    error (an earlier row a "bổ sung" did not fix) needs correction, and one whose errors
+    are all fixed is accepted.
+    """
+    last = submissions.last(store, unit_code)
+    if last is None:
+        return
+    rows = submissions.current_rows(store, unit_code)
+    errors = len(submissions.current_findings(store, unit_code, level="error"))
+    status = last["status"]
+    if status in (Status.ACCEPTED, Status.NEEDS_CORRECTION):
+        status = Status.NEEDS_CORRECTION if errors else Status.ACCEPTED
+    valid = [r for r in rows if r["valid"]]
+    store.db.execute(
+        "INSERT OR REPLACE INTO unit_states(unit_code, status, submissions, received_at, late,"
+        " valid, provincial, district, invalid, errors, coverage, updated_at)"
+        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+        (unit_code, str(status), submissions.count(store, unit_code), last["received_at"],
+         int(last["late"]), len(valid), sum(1 for r in valid if r["level"] == "provincial"),
+         sum(1 for r in valid if r["level"] == "district"), len(rows) - len(valid), errors,
+         json.dumps([c.as_json() for c in coverage], ensure_ascii=False), now_iso()))
+
+
+def unsaved(store: Store) -> list[str]:
+    """Units with lists but no stored state (a store from before states were kept)."""
+    return [r[0] for r in store.query("SELECT DISTINCT unit_code FROM submissions WHERE"
+                                      " unit_code NOT IN (SELECT unit_code FROM unit_states)")]
+
+
+def summaries(store: Store, reference: Reference) -> list[UnitSummary]:
+    """Every unit of the reference lists, in Vietnamese order of their names."""
+    saved = {r["unit_code"]: r for r in store.query("SELECT * FROM unit_states")}
+    out = []
+    for unit in sorted(reference.units.values(), key=lambda u: vietnamese_sort_key(u.name)):
+        row = saved.get(unit.code)
+        if row is None:  # no list yet: what its mail was, and nothing registered
+            out.append(UnitSummary(unit, messages.last_status(store, unit.code),
+                                   communes=_ordered(reference.coverage(unit.code, set()))))
+            continue
+        out.append(UnitSummary(
+            unit, row["status"], submissions=row["submissions"], received_at=row["received_at"],
+            late=bool(row["late"]), valid=row["valid"], provincial=row["provincial"],
+            district=row["district"], invalid=row["invalid"], errors=row["errors"],
+            communes=_ordered(CommuneCoverage.from_json(c)
+                              for c in json.loads(row["coverage"]))))
+    return out
+
+
+def _ordered(communes) -> tuple[CommuneCoverage, ...]:
+    return tuple(sorted(communes, key=lambda c: vietnamese_sort_key(c.name)))
