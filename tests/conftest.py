@@ -314,17 +314,20 @@ def poll(settings: Settings, password: str | None = "secret") -> CycleResult:
         pipeline.store.close()
 
 
-def file_offline(settings, messages: list, first_uid: int = 1) -> None:
-    """Run the pipeline's record and file steps on (message, received) pairs, without a
-    mailbox; UIDs count from ``first_uid``, so later calls must start above earlier ones."""
+def file_offline(settings, messages: list, first_uid: int = 1) -> CycleResult:
+    """Run the pipeline's record, decide and file steps on (message, received) pairs
+    (a message is an ``EmailMessage`` or its raw bytes), without a mailbox; UIDs count from
+    ``first_uid``, so later calls must start above earlier ones."""
     pipeline = Pipeline(settings)
+    result = CycleResult()
     try:
         for uid, (message, when) in enumerate(messages, start=first_uid):
-            raw = message.as_bytes()
+            raw = message if isinstance(message, bytes) else message.as_bytes()
             sync.record(pipeline.store, settings, "INBOX", 1, Fetched(uid, when, len(raw), raw))
-        pipeline.process_pending(CycleResult())
+        pipeline.process_pending(result)
     finally:
         pipeline.store.close()
+    return result
 
 
 # A reply's context as filing builds it, for rendering replies in tests.
