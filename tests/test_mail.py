@@ -264,7 +264,7 @@ def test_imap_server_restarted_during_a_cycle(tmp_path, smtp_sink, reference, mo
     import intake.pipeline as pipeline_module
     from intake.errors import MailboxError
 
-    from .conftest import need, running_dovecot
+    from .conftest import need, refuses, running_dovecot, wait_until
 
     binary = need("dovecot")
     with running_dovecot(binary) as server:
@@ -284,9 +284,10 @@ def test_imap_server_restarted_during_a_cycle(tmp_path, smtp_sink, reference, mo
                 # Open sessions outlive "dovecot stop"; kick them first, as a crash would.
                 subprocess.run([need("doveadm"), "-c", str(server.config),
                                 "kick", user], capture_output=True, timeout=30)
+                assert wait_until(lambda: server.sessions(user) == 0, 10), "not kicked"
                 subprocess.run([binary, "-c", str(server.config), "stop"], check=True,
                                capture_output=True, timeout=30)
-                time.sleep(0.5)
+                assert wait_until(lambda: refuses(server.plain_port), 10), "still listening"
             return original(*args, **kwargs)
 
         monkeypatch.setattr(pipeline_module.imap, "fetch", fetch_then_crash)
