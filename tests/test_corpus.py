@@ -7,10 +7,10 @@ a handful of the same messages also go through Dovecot in ``test_mail.py``.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
+from intake.config import Settings
+from intake.pipeline import CycleResult
 from intake.store import Status, open_store
 
 from .conftest import ON_TIME, file_offline, make_settings
@@ -34,7 +34,7 @@ def _param(mail: CorpusMail):
 
 
 @pytest.fixture(scope="module")
-def filed(tmp_path_factory, reference) -> tuple[object, dict[int, dict]]:
+def filed(tmp_path_factory, reference) -> tuple[tuple[CycleResult, Settings], dict[int, dict]]:
     """The whole corpus filed once into one store: each message as it came (odd UIDs)
     and as the unit's (even UIDs). Returns the cycle's result and the rows by UID."""
     base = tmp_path_factory.mktemp("corpus")
@@ -90,7 +90,7 @@ def test_corpus_message_ends_with_the_status_read_in_it(filed, mail: CorpusMail)
 
 def test_the_as_unit_rewrite_names_the_unit(reference):
     sender = reference.units[UNIT].emails[0]
-    raw = (Path(CORPUS) / "mail/imap_tools/attachment_emails/attachment_pdf.eml").read_bytes()
+    raw = (CORPUS / "mail/imap_tools/attachment_emails/attachment_pdf.eml").read_bytes()
     rewritten = as_unit(raw, sender)
     assert rewritten.startswith(b"Authentication-Results: mx.google.com; dmarc=pass")
     assert f"\r\nFrom: {sender}\r\n".encode() in rewritten  # the line ending kept
