@@ -246,7 +246,7 @@ def test_login_failure_and_uidvalidity_change_alert_staff_once(tmp_path, dovecot
                              rules={"staff": STAFF[:1]})
     monkeypatch.setenv("TEST_IMAP_PASSWORD", "wrong")
     poll_job(settings)
-    poll_job(settings)  # the same incident: no second alert (Dovecot delays this one)
+    poll_job(settings)  # the same incident: no second alert
     assert [m["X-Intake-Kind"] for m in smtp_sink.messages] == ["alert"]
     assert "không đăng nhập được" in smtp_sink.messages[0].get_body(("plain",)).get_content()
 
