@@ -17,7 +17,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -102,6 +102,15 @@ class Dovecot:
                               capture_output=True, text=True, timeout=30)
         return sum(1 for line in done.stdout.splitlines()[1:] if line.startswith(user))
 
+    def idling(self, user: str) -> bool:
+        """Whether one of ``user``'s IMAP sessions is in IDLE now: its process title says so
+        (``verbose_proctitle``), among this server's processes only."""
+        master = (self.root / "run" / "master.pid").read_text().strip()
+        titles = subprocess.run(["ps", "-o", "args=", "--ppid", master], capture_output=True,
+                                text=True, timeout=30).stdout
+        return any(f"[{user} " in title and title.rstrip().endswith(" IDLE]")
+                   for title in titles.splitlines())
+
     def uids(self, user: str, folder: str) -> list[int]:
         """UIDs in one folder of a user's mailbox."""
         client = self.client(user)
@@ -135,6 +144,7 @@ ssl_key = <{root}/key.pem
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 auth_failure_delay = 0
+verbose_proctitle = yes
 first_valid_uid = 1
 mail_location = maildir:~/Maildir:LAYOUT=fs
 namespace inbox {{
@@ -163,8 +173,32 @@ service imap-login {{
 }}
 service anvil {{
   chroot =
+  # No growing penalty for failed logins from one address: the tests fail logins on
+  # purpose, one after another, from 127.0.0.1 (auth_failure_delay covers the first).
+  unix_listener anvil-auth-penalty {{
+    mode = 0
+  }}
 }}
 """
+
+
+def wait_until(condition: Callable[[], bool], seconds: float, every: float = 0.05) -> bool:
+    """Poll ``condition`` until it holds (True) or ``seconds`` have passed (False)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(every)
+    return True
+
+
+def refuses(port: int) -> bool:
+    """Nothing listens on the loopback port any more."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return False
+    except OSError:
+        return True
 
 
 def _wait_for(port: int, timeout: float, log: Path) -> None:
@@ -314,17 +348,20 @@ def poll(settings: Settings, password: str | None = "secret") -> CycleResult:
         pipeline.store.close()
 
 
-def file_offline(settings, messages: list, first_uid: int = 1) -> None:
-    """Run the pipeline's record and file steps on (message, received) pairs, without a
-    mailbox; UIDs count from ``first_uid``, so later calls must start above earlier ones."""
+def file_offline(settings, messages: list, first_uid: int = 1) -> CycleResult:
+    """Run the pipeline's record, decide and file steps on (message, received) pairs
+    (a message is an ``EmailMessage`` or its raw bytes), without a mailbox; UIDs count from
+    ``first_uid``, so later calls must start above earlier ones."""
     pipeline = Pipeline(settings)
+    result = CycleResult()
     try:
         for uid, (message, when) in enumerate(messages, start=first_uid):
-            raw = message.as_bytes()
+            raw = message if isinstance(message, bytes) else message.as_bytes()
             sync.record(pipeline.store, settings, "INBOX", 1, Fetched(uid, when, len(raw), raw))
-        pipeline.process_pending(CycleResult())
+        pipeline.process_pending(result)
     finally:
         pipeline.store.close()
+    return result
 
 
 # A reply's context as filing builds it, for rendering replies in tests.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -246,8 +247,17 @@ def test_the_installed_wheel_runs_init_template_and_check(tmp_path):
     root = Path(__file__).resolve().parent.parent
     dist, site, work = tmp_path / "dist", tmp_path / "site", tmp_path / "elsewhere"
     work.mkdir()
+    # Built from a copy: setuptools writes build/ and *.egg-info beside the sources, and a
+    # test writes nothing into the checkout. The links in intake/defaults stay links.
+    source = tmp_path / "source"
+    for name in ("pyproject.toml", "README.md"):
+        source.mkdir(exist_ok=True)
+        shutil.copy(root / name, source / name)
+    for name in ("intake", "templates", "config"):
+        shutil.copytree(root / name, source / name, symlinks=True,
+                        ignore=shutil.ignore_patterns("__pycache__"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(dist),
-                    str(root)], check=True, capture_output=True, timeout=300, cwd=tmp_path)
+                    str(source)], check=True, capture_output=True, timeout=300, cwd=tmp_path)
     [wheel] = dist.glob("intake-*.whl")
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target",
                     str(site), str(wheel)], check=True, capture_output=True, timeout=300)

@@ -193,20 +193,36 @@ def test_rate_limit_blocked_addresses_and_dry_run(tmp_path, smtp_sink):
     assert len(smtp_sink.messages) == 2  # nothing sent in dry-run
 
 
-SAYS = {  # what each rendered page must say, read back from Chromium's own PDF
-    "accepted": ["Kính gửi Huyện đoàn Châu Thành", "TIẾP NHẬN"],
-    "needs-correction": ["Kính gửi Huyện đoàn Châu Thành", "CHƯA ĐƯỢC TIẾP NHẬN",
+# What each rendered page must say, read back from Chromium's own PDF, and what it must
+# not (another kind's verdict). Every page names the board and the time the mail came.
+EVERY_PAGE = ["Ban Tổ chức – Kiểm tra Tỉnh đoàn Bến Tre", "09:30 ngày 10/02/2021",
+              "“Re: RE: Danh sách Chi đoàn kiểu mẫu Châu Thành”"]
+SAYS = {
+    "accepted": ["Kính gửi Huyện đoàn Châu Thành", "của đơn vị đã được TIẾP NHẬN",
+                 "a.xlsx 12 11", "Số Chi đoàn hợp lệ: 11 (cấp tỉnh: 6, cấp huyện: 5)"],
+    "needs-correction": ["Kính gửi Huyện đoàn Châu Thành",
+                         "Danh sách CHƯA ĐƯỢC TIẾP NHẬN vì còn 1 lỗi cần sửa",
                          "Dòng 9: chưa ghi “Số lượng đoàn viên”."],
-    "no-attachment": ["Kính gửi Huyện đoàn Châu Thành"],
-    "unknown-sender": ["hd@example.org"],
-    "rejected-late": ["Kính gửi Huyện đoàn Châu Thành"],
+    "no-attachment": ["Kính gửi Huyện đoàn Châu Thành", "không kèm tệp bảng tính"],
+    "unknown-sender": ["Kính gửi Quý đồng chí", "gửi từ địa chỉ hd@example.org",
+                       "chưa được tiếp nhận tự động"],
+    "rejected-late": ["Kính gửi Huyện đoàn Châu Thành", "sau hạn chót 00:00 ngày 20/02/2021",
+                      "không được tiếp nhận"],
+}
+NEVER = {
+    "accepted": ["CHƯA ĐƯỢC", "lỗi cần sửa", "sau hạn chót"],
+    "needs-correction": ["đã được TIẾP NHẬN", "Số Chi đoàn hợp lệ"],
+    "no-attachment": ["TIẾP NHẬN", "Dòng 9"],
+    "unknown-sender": ["Huyện đoàn Châu Thành", "TIẾP NHẬN", "Dòng 9"],
+    "rejected-late": ["TIẾP NHẬN", "Dòng 9", "Số Chi đoàn hợp lệ"],
 }
 
 
 @pytest.mark.parametrize("kind", list(SAYS))
 def test_html_renders_in_headless_chromium(tmp_path, kind):
     """The HTML part as a mail client shows it: Chromium prints it to PDF, and the text
-    read back from that PDF says what the reply must say, in Vietnamese, whole."""
+    read back from that PDF says what the reply must say, in Vietnamese, whole, and
+    nothing of another kind's verdict or of the markup."""
     import subprocess
 
     from .conftest import need
@@ -216,7 +232,8 @@ def test_html_renders_in_headless_chromium(tmp_path, kind):
     errors = [finding("ROW_REQUIRED", "Dòng 9: chưa ghi “Số lượng đoàn viên”.", file="a.xlsx",
                       sheet="Danh sách", row=9, column="D")]
     message = reply(settings, kind, errors=errors, groups=group_findings(errors),
-                    files=[{"name": "a.xlsx", "rows": 12, "valid_rows": 11}])
+                    files=[{"name": "a.xlsx", "rows": 12, "valid_rows": 11}],
+                    valid_rows=11, provincial=6, district=5)
     html = message.get_body(("html",)).get_content()
     assert "{{" not in html and "{%" not in html
     page = tmp_path / f"{kind}.html"
@@ -232,8 +249,10 @@ def test_html_renders_in_headless_chromium(tmp_path, kind):
     text = subprocess.run([pdftotext, "-enc", "UTF-8", str(pdf), "-"], capture_output=True,
                           text=True, check=True).stdout
     flat = " ".join(text.split())
-    for phrase in SAYS[kind]:
+    for phrase in EVERY_PAGE + SAYS[kind]:
         assert phrase in flat, (phrase, flat[:1500])
+    for phrase in NEVER[kind] + ["<p", "<strong", "&lt;", "&amp;", "{{", "None"]:
+        assert phrase not in flat, (phrase, flat[:1500])
 
 
 def test_board_and_province_come_from_configuration(tmp_path):

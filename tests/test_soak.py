@@ -22,8 +22,9 @@ from email import message_from_bytes, policy
 import pytest
 
 from intake.samples import eligible_rows, form, unit_mail
+from intake.store import open_store
 
-from .conftest import mail_settings, write_run_config
+from .conftest import mail_settings, wait_until, write_run_config
 
 pytestmark = pytest.mark.dovecot
 
@@ -97,10 +98,20 @@ def test_soak_run_and_poll_with_random_kills(tmp_path, dovecot, smtp_sink, refer
         process.wait(timeout=120)
     if daemon.poll() is not None:
         daemon = _start([*base, "run"], env, log)
-    quiet = time.monotonic() + 90
-    while time.monotonic() < quiet and dovecot.uids(user, "INBOX"):
-        time.sleep(0.5)
-    time.sleep(2)  # the cycle that moved the last message has sent its replies before that
+    # Settled: INBOX empty, every message moved, no reply waiting to go (a move or a reply
+    # left by a killed process is finished by the daemon's next cycle, or the final poll).
+    def settled() -> bool:
+        if dovecot.uids(user, "INBOX"):
+            return False
+        store = open_store(settings.paths.data_dir)
+        try:
+            return store.one("SELECT (SELECT COUNT(*) FROM messages WHERE stage != 'moved')"
+                             " + (SELECT COUNT(*) FROM outbox WHERE state IN"
+                             " ('queued', 'sending') AND kind != 'alert')")[0] == 0
+        finally:
+            store.close()
+
+    wait_until(settled, 90, every=0.5)
     final = subprocess.run([*base, "poll"], env=env, capture_output=True, text=True, timeout=120)
     daemon.send_signal(signal.SIGTERM)
     assert daemon.wait(timeout=60) == 0
@@ -108,8 +119,6 @@ def test_soak_run_and_poll_with_random_kills(tmp_path, dovecot, smtp_sink, refer
     log.close()
 
     total = len(backlog) + len(late)
-    from intake.store import open_store
-
     store = open_store(settings.paths.data_dir)
     try:
         messages = store.query("SELECT * FROM messages")
