@@ -7,13 +7,12 @@ characters long. It is cleaned before it is shown or used as part of a path.
 from __future__ import annotations
 
 import logging
-import re
-import unicodedata
 from dataclasses import dataclass
 from email.message import Message
 from pathlib import PurePath
 
 from ..sheets.read import is_spreadsheet_name
+from ..text import safe_filename
 
 SPREADSHEET_TYPES = {
     "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": ".xlsx",
@@ -25,26 +24,6 @@ SPREADSHEET_TYPES = {
     "application/x-zip-compressed": ".zip",
 }
 log = logging.getLogger(__name__)
-_UNSAFE = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]+')
-
-
-def safe_name(name: str, fallback: str = "tep-dinh-kem", max_bytes: int = 120) -> str:
-    """A file name that is safe on any disk and readable: no folders, no control characters.
-
-    Capped in UTF-8 *bytes*, not characters (file systems count bytes: a Vietnamese
-    letter takes two or three), keeping the extension and never splitting a character.
-    """
-    text = unicodedata.normalize("NFC", name or "")
-    text = text.replace("\\", "/").split("/")[-1]
-    text = _UNSAFE.sub("_", text).strip(" ._")
-    if len(text.encode()) > max_bytes:
-        suffix = PurePath(text).suffix
-        suffix = suffix if len(suffix.encode()) <= 10 else ""
-        room = max_bytes - len(suffix.encode())
-        stem = text[: len(text) - len(suffix)] if suffix else text
-        stem = stem.encode()[:room].decode("utf-8", errors="ignore").rstrip(" ._")
-        text = stem + suffix
-    return text or fallback
 
 
 @dataclass
@@ -85,7 +64,7 @@ def extract(message: Message, max_attachments: int) -> tuple[list[Attachment], l
             continue
         if not name and disposition != "attachment" and ctype == "text/csv":
             continue
-        name = safe_name(name or "tep-dinh-kem" + SPREADSHEET_TYPES.get(ctype, ""))
+        name = safe_filename(name or "tep-dinh-kem" + SPREADSHEET_TYPES.get(ctype, ""))
         if not is_spreadsheet_name(name) and ctype in SPREADSHEET_TYPES:
             name += SPREADSHEET_TYPES[ctype]
         if not is_spreadsheet_name(name):

@@ -17,7 +17,7 @@ from openpyxl.comments import Comment
 from openpyxl.styles import Font, PatternFill
 
 from ..findings import Finding, row_ranges
-from ..mail.attachments import safe_name
+from ..text import safe_filename
 from .read import column_letter
 from .report import FileReport, Report
 
@@ -192,7 +192,9 @@ def annotate(report: FileReport, extra: list[Finding] = ()) -> bytes | None:  # 
 
 
 def annotated_name(name: str) -> str:
-    return safe_name(PurePath(name.split("/")[-1]).stem + "_can-sua.xlsx")
+    """The annotated copy's name: the sender's own (a zip member's, for one read from a
+    zip) with "_can-sua", always .xlsx (what ``annotate`` writes)."""
+    return safe_filename(PurePath(name.split("/")[-1]).stem + "_can-sua.xlsx")
 
 
 def annotate_report(report: Report, folder: Path) -> list[Path]:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 import python_calamine as calamine
 
 from ..findings import Finding, finding
-from ..text import clean, nfc
+from ..text import clean, nfc, safe_filename
 from . import sandbox
 from .extent import oversized
 from .fonts import SheetExtras, extras
@@ -503,4 +503,4 @@ def _member_name(info: zipfile.ZipInfo) -> str:
             raw = raw.encode("cp437").decode("utf-8")
         except (UnicodeEncodeError, UnicodeDecodeError):
             pass
-    return clean(PurePath(raw.replace("\\", "/")).name)
+    return safe_filename(raw)
