@@ -1,7 +1,8 @@
 """A sender's own file with every wrong cell filled red and a comment saying why.
 
-.xlsx/.xlsm files are opened with openpyxl so the unit's formatting stays (macros are
-dropped: ``keep_vba`` is off); other formats are rebuilt as .xlsx from the values read.
+Formats openpyxl can edit (``Format.editable`` in ``formats.py``: .xlsx, .xlsm) are opened
+with it so the unit's formatting stays (macros are dropped: ``keep_vba`` is off); other
+formats are rebuilt as .xlsx from the values read.
 Notes that have no cell (a missing column, coverage) go on a first sheet.
 """
 
@@ -17,6 +18,7 @@ from openpyxl.comments import Comment
 from openpyxl.styles import Font, PatternFill
 
 from ..findings import Finding, row_ranges
+from ..formats import format_of
 from ..text import safe_filename
 from .read import column_letter
 from .report import FileReport, Report
@@ -30,7 +32,8 @@ FAST_ROWS = 2_000  # above this, rebuild in write-only mode instead of editing i
 
 
 def _open(report: FileReport) -> Workbook | None:
-    if PurePath(report.file.lower()).suffix in (".xlsx", ".xlsm") and report.data:
+    form = format_of(report.file)
+    if form is not None and form.editable and report.data:
         try:
             return load_workbook(io.BytesIO(report.data), keep_vba=False, rich_text=False)
         except Exception:  # openpyxl fails on files calamine reads (Strict OOXML…): rebuild
