@@ -66,7 +66,6 @@ class FileRead:
     tables: list[Table] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     data: bytes = b""
-    kind: str = ""
 
 
 class TooLarge(Exception):
@@ -400,7 +399,7 @@ def read_file(name: str, data: bytes, limits: Limits, depth: int = 0) -> list[Fi
             file=display, value=suffix)])]
     if not data:
         return [FileRead(display, findings=[_unreadable(display, "tệp rỗng (0 byte)")])]
-    result = FileRead(display, data=data, kind=suffix)
+    result = FileRead(display, data=data)
     if reader == "csv" and not data.startswith((ZIP_MAGIC, OLE_MAGIC)):
         try:  # pure Python and bounded: no need for a separate process
             result.tables = _read_csv(display, data, limits)
