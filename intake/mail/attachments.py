@@ -25,7 +25,8 @@ class Attachment:
 def _filename(part: Message) -> str:
     try:
         name = part.get_filename()
-    except Exception:
+    except Exception as exc:  # a malformed RFC 2231 name: the part is named by its type
+        log.warning("attachment name could not be decoded (%s: %s)", type(exc).__name__, exc)
         name = None
     return str(name) if name else ""
 

@@ -9,6 +9,7 @@ Notes that have no cell (a missing column, coverage) go on a first sheet.
 from __future__ import annotations
 
 import io
+import logging
 import re
 from pathlib import Path, PurePath
 
@@ -23,6 +24,7 @@ from ..text import safe_filename
 from .read import column_letter
 from .report import FileReport, Report
 
+log = logging.getLogger(__name__)
 RED = PatternFill("solid", fgColor="FF9999")
 YELLOW = PatternFill("solid", fgColor="FFE699")
 NOTES_SHEET = "Ghi chú kiểm tra"
@@ -36,8 +38,9 @@ def _open(report: FileReport) -> Workbook | None:
     if form is not None and form.editable and report.data:
         try:
             return load_workbook(io.BytesIO(report.data), keep_vba=False, rich_text=False)
-        except Exception:  # openpyxl fails on files calamine reads (Strict OOXML…): rebuild
-            pass
+        except Exception as exc:  # openpyxl fails on files calamine reads (Strict OOXML…)
+            log.info("openpyxl cannot open %s (%s: %s); the annotated copy is rebuilt from "
+                     "the values read", report.file, type(exc).__name__, exc)
     if not report.headers:
         return None
     book = Workbook()
