@@ -13,7 +13,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from .mail.attachments import safe_name
+from .text import safe_filename
 
 
 def file_mode() -> int:
@@ -62,7 +62,7 @@ def keep_message(data_dir: Path, raw: bytes) -> str:
 def keep_attachment(data_dir: Path, name: str, data: bytes) -> tuple[str, str]:
     """Archive one attachment; returns (relative path, sha256)."""
     digest = hashlib.sha256(data).hexdigest()
-    file_name = f"{digest[:16]}-{safe_name(name)}"
+    file_name = f"{digest[:16]}-{safe_filename(name)}"
     return _keep(data_dir, Path("archive") / "files" / file_name, data), digest
 
 

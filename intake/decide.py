@@ -1,8 +1,9 @@
 """Steps 1–5 of SPEC §4: one raw message and the time it was received → an ``Outcome``.
 
-Pure: it reads the settings and the reference lists and writes nothing. Who the sender
-is, whether they are real, whether they may be answered, what their files say; filing
-(``filing.py``) then writes what was decided, in one transaction.
+Pure: it reads the settings, the reference lists and, through the lookups it is given,
+the addresses staff added and the hamlets other units hold; it writes nothing. Who the
+sender is, whether they are real, whether they may be answered, what their files say;
+filing (``filing.py``) then writes what was decided, in one transaction.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from .mail.attachments import extract, unreadable_candidates
 from .mail.envelope import Envelope, envelope, parse
 from .reference import Reference, Unit
 from .replies import Reply, local_time
-from .sheets.report import Report, check_files
+from .sheets.report import HeldBy, Report, check_files
 from .store import Status
 
 
@@ -43,13 +44,17 @@ class Outcome:
 
 class Decider:
     """Decides messages for one configuration; ``unit_for`` maps a sender to its unit
-    (units.csv plus the addresses staff added)."""
+    (units.csv plus the addresses staff added), ``held_by_others`` says which hamlets
+    other units hold (ROW_CONFLICT; ``store.submissions.held_elsewhere``). Both are
+    lookups it is given: it reads through them and writes nothing."""
 
     def __init__(self, settings: Settings, reference: Reference,
-                 unit_for: Callable[[str], Unit | None]) -> None:
+                 unit_for: Callable[[str], Unit | None],
+                 held_by_others: HeldBy | None = None) -> None:
         self.settings = settings
         self.reference = reference
         self.unit_for = unit_for
+        self.held_by_others = held_by_others
 
     def decide(self, raw: bytes, received: datetime, trusted_unit: Unit | None = None
                ) -> Outcome:
@@ -129,7 +134,8 @@ class Decider:
             context.ignored = list(ignored)
             return Outcome(Status.NO_ATTACHMENT, unit, late=late, reply_kind="no-attachment",
                            reply=context)
-        report = check_files(attachments, self.reference, settings, unit=unit, coverage=False)
+        report = check_files(attachments, self.reference, settings, unit=unit, coverage=False,
+                             held=self.held_by_others)
         extra = [self.late_finding(received)] if late else []
         return Outcome(Status.ACCEPTED, unit, late=late, report=report, attachments=attachments,
                        reply=context, extra_findings=extra,

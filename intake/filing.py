@@ -16,7 +16,7 @@ from jinja2 import Environment
 from . import archive, staff
 from .config import Settings
 from .decide import Outcome
-from .findings import Finding, condense, finding, number
+from .findings import Finding, condense, number
 from .mail import smtp
 from .mail.envelope import Envelope
 from .reference import Reference, Unit
@@ -135,7 +135,6 @@ class Filer:
         for file_report in report.files:
             for f in file_report.findings:
                 self._insert_finding(submission, None, unit.code, f)
-        self._check_conflicts(unit.code, report.results)
         accepted = self._accept(unit.code, report.results)
         for result in report.results:
             row_id = self._insert_row(submission, unit.code, received_at, result)
@@ -173,28 +172,6 @@ class Filer:
                 result.findings[index] = kept
                 notes[id(kept)] = note
         return notes
-
-    def _check_conflicts(self, unit_code: str, results: list[RowResult]) -> None:
-        """ROW_CONFLICT: the hamlet is already in another unit's current list."""
-        names = {code: unit.name for code, unit in self.reference.units.items()}
-        held = submissions.held_elsewhere(
-            self.store, unit_code, [(r.cell.commune_code, r.cell.key) for r in results if r.cell])
-        for result in results:
-            if result.cell is None:
-                continue
-            other_unit = held.get((result.cell.commune_code, result.cell.key))
-            if other_unit is None:
-                continue
-            row = result.row
-            result.findings.append(finding(
-                "ROW_CONFLICT",
-                f"Dòng {row.number}: {result.cell.name} ({result.cell.commune_name}) đã được "
-                f"{names.get(other_unit, other_unit)} đăng ký.",
-                file=row.file, sheet=row.sheet, row=row.number,
-                column=row.column("party_cell"), field="party_cell",
-                value=row.text("party_cell"),
-                suggestion="Hai đơn vị thống nhất với nhau; mỗi ấp, khu phố chỉ do một đơn vị "
-                           "đăng ký."))
 
     def _hamlet(self, result: RowResult) -> tuple[str, str]:
         if result.cell is not None:

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 from . import archive, staff
@@ -26,7 +27,7 @@ from .mail.oauth import imap_secret
 from .recheck import notice_reference_change, restore_unit_states
 from .reference import Reference, Unit, load_reference
 from .replies import check_templates
-from .store import Stage, Store, events, messages, open_store
+from .store import Stage, Store, events, messages, open_store, submissions
 from .workbook import write as write_workbook
 
 log = logging.getLogger(__name__)
@@ -49,8 +50,11 @@ class Pipeline:
         self.store = store or open_store(settings.paths.data_dir, settings.paths.workbook)
         self.reference = reference or load_reference(settings.paths.reference_dir)
         self.templates = check_templates(settings.paths.templates_dir)
-        self.decider = Decider(settings, self.reference, self.unit_for)
         self.filer = Filer(settings, self.reference, self.templates, self.store)
+        # ROW_CONFLICT is checked while the report is built, against the store as it is
+        # just before the message is filed (the same turn of the cycle lock).
+        self.decider = Decider(settings, self.reference, self.unit_for,
+                               partial(submissions.held_elsewhere, self.store))
         self.on_message: Callable[[str], None] | None = None  # progress: called per message
 
     # -- the cycle -------------------------------------------------------------------

@@ -135,7 +135,8 @@ def _report(pipeline: Pipeline, submission, unit: Unit) -> Report:
     data_dir = pipeline.settings.paths.data_dir
     files = [(f["name"], archive.read(data_dir, f["path"]))
              for f in submissions.files(pipeline.store, int(submission["id"]))]
-    return check_files(files, pipeline.reference, pipeline.settings, unit=unit, coverage=False)
+    return check_files(files, pipeline.reference, pipeline.settings, unit=unit, coverage=False,
+                       held=pipeline.decider.held_by_others)
 
 
 def recheck(pipeline: Pipeline, *, unit_code: str | None = None, notify: bool = False,

@@ -21,13 +21,13 @@ from jinja2 import TemplateError as JinjaError
 from .config import TZ, Settings
 from .errors import TemplateError
 from .findings import Finding, number
+from .formats import XLSX_TYPE
 from .text import nfc
 
 KINDS = ("accepted", "needs-correction", "no-attachment", "unknown-sender", "rejected-late",
          "reminder", "digest", "final-report", "alert", "waiting", "staff-command",
          "reference-changed")
 _RE_PREFIX = re.compile(r"^\s*((re|fw|fwd|tl|trả lời|tr)\s*:\s*)+", re.IGNORECASE)
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 def environment(templates_dir: Path) -> Environment:
@@ -253,7 +253,7 @@ def compose(settings: Settings, env: Environment, kind: str, context: dict[str, 
     message["X-Auto-Response-Suppress"] = "All"
     message.set_content(text)
     message.add_alternative(html, subtype="html")
-    maintype, subtype = XLSX.split("/")
+    maintype, subtype = XLSX_TYPE.split("/")
     for name, data in attachments:
         message.add_attachment(data, maintype=maintype, subtype=subtype, filename=name)
     return message

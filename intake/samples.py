@@ -13,10 +13,9 @@ from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 
 from .config import Settings
+from .formats import XLSX_TYPE
 from .reference import Reference, Unit
 from .sheets.template import template_bytes
-
-XLSX = ("application", "vnd.openxmlformats-officedocument.spreadsheetml.sheet")
 
 
 def eligible_rows(settings: Settings, reference: Reference, unit: Unit,
@@ -71,7 +70,8 @@ def unit_mail(sender: str, to: str, subject: str, *, body: str = "",
     message.set_content(body or "Kính gửi Ban Tổ chức – Kiểm tra,\n\nĐơn vị gửi danh sách "
                         "đăng ký xây dựng Chi đoàn kiểu mẫu.\n\nTrân trọng.")
     for name, data in attachments:
-        message.add_attachment(data, maintype=XLSX[0], subtype=XLSX[1], filename=name)
+        maintype, subtype = XLSX_TYPE.split("/")
+        message.add_attachment(data, maintype=maintype, subtype=subtype, filename=name)
     return message
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from functools import lru_cache
+from pathlib import PurePath
 
 _SPACES = re.compile(r"\s+")
 _PUNCT = re.compile(r"[\.,;:/\\\-–—_()\[\]\"'`’“”!?*#]+")
@@ -57,6 +58,42 @@ def _clean(value: object) -> str:
     text = nfc(str(value))
     text = _CONTROL.sub("", text)
     return _SPACES.sub(" ", text).strip()
+
+
+# In a file name: path separators, what Windows forbids, and control characters (C0, DEL
+# and C1) become "_"; invisible format characters (zero-width, BOM, the direction
+# overrides that make a name read backwards) are dropped: the sender never saw them.
+_UNSAFE_IN_NAME = re.compile(r'[\x00-\x1f\x7f-\x9f<>:"/\\|?*]+')
+_INVISIBLE_IN_NAME = re.compile(r"[\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
+# Names Windows keeps for devices, whatever follows the first dot ("nul.xlsx" too).
+_RESERVED_NAMES = frozenset({"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)),
+                             *(f"lpt{i}" for i in range(1, 10))})
+
+
+def safe_filename(name: str, fallback: str = "tep-dinh-kem", max_bytes: int = 120) -> str:
+    """A file name from mail (sender text) as a name that is safe on any disk and readable.
+
+    The last path segment only (no "../", no folders, "\\" counts as a separator), no
+    control or invisible characters, no leading or trailing dots and spaces (a hidden
+    file, a name Windows trims), no device names of Windows, in NFC. Capped in UTF-8
+    *bytes*, not characters: file systems count bytes and a Vietnamese letter takes two
+    or three, so 79 × "ệ" is already 237 of Linux's 255. The extension is kept and a
+    letter is never cut in half. Nothing left gives ``fallback``.
+    """
+    text = _INVISIBLE_IN_NAME.sub("", nfc(name or ""))
+    text = text.replace("\\", "/").split("/")[-1]
+    text = _UNSAFE_IN_NAME.sub("_", text).strip(" ._")
+    if len(text.encode()) > max_bytes:
+        suffix = PurePath(text).suffix
+        suffix = suffix if len(suffix.encode()) <= min(10, max_bytes // 2) else ""
+        room = max_bytes - len(suffix.encode())
+        stem = text[: len(text) - len(suffix)] if suffix else text
+        stem = stem.encode()[:room].decode("utf-8", errors="ignore").rstrip(" ._")
+        text = (stem + suffix).strip(" ._")
+    first, dot, rest = text.partition(".")
+    if first.lower() in _RESERVED_NAMES:
+        text = f"{first}_{dot}{rest}"
+    return text or fallback
 
 
 def strip_diacritics(text: str) -> str:

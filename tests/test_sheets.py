@@ -12,6 +12,7 @@ from openpyxl import Workbook
 
 from intake.config import Limits
 from intake.samples import eligible_rows, form
+from intake.sheets.checks import check_conflict
 from intake.sheets.header import canonical, match_field
 from intake.sheets.legacy import unicode_to_tcvn3
 from intake.sheets.read import read_file
@@ -262,6 +263,53 @@ def test_duplicate_hamlet(settings, reference):
     def dup(rows):
         rows.append(list(rows[0]))
     assert _row_codes(settings, reference, dup) == ["ROW_DUPLICATE"]
+
+
+def test_hamlet_held_by_another_unit_alone(settings, reference):
+    """ROW_CONFLICT as a plain function: a row, its party cell and the hamlets other
+    units hold (what filing reads from the store) in, findings out."""
+    unit = reference.units["CT"]
+    rows = eligible_rows(settings, reference, unit)[:2]
+    report = check_files([("t.xlsx", form(settings, reference, unit, rows))], reference,
+                         settings, unit, coverage=False)
+    first, second = report.results
+    assert first.cell is not None and second.cell is not None
+    hamlet = (first.cell.commune_code, first.cell.key)
+    held = {hamlet: "CL"}
+    [found] = check_conflict(first.row, first.cell, held, reference)
+    assert (found.code, found.level) == ("ROW_CONFLICT", "error")
+    assert found.message == (f"Dòng {first.row.number}: {first.cell.name} "
+                             f"({first.cell.commune_name}) đã được Huyện đoàn Chợ Lách đăng ký.")
+    assert found.suggestion == ("Hai đơn vị thống nhất với nhau; mỗi ấp, khu phố chỉ do một "
+                                "đơn vị đăng ký.")
+    assert (found.file, found.sheet, found.row, found.column, found.field, found.value) == (
+        "t.xlsx", first.row.sheet, first.row.number, first.row.column("party_cell"),
+        "party_cell", first.row.text("party_cell"))
+    assert check_conflict(second.row, second.cell, held, reference) == []
+    assert check_conflict(first.row, first.cell, {}, reference) == []
+    # A unit no longer in the reference lists is named by its code.
+    [gone] = check_conflict(first.row, first.cell, {hamlet: "XX"}, reference)
+    assert gone.message.endswith("đã được XX đăng ký.")
+
+
+def test_report_is_built_with_the_conflicts(settings, reference):
+    """Given who holds which hamlet, the report comes out with ROW_CONFLICT in it: asked
+    once for the unit's hamlets, the conflicting row invalid, the others untouched."""
+    unit = reference.units["CT"]
+    rows = eligible_rows(settings, reference, unit)[:3]
+    asked: list[tuple[str, set[tuple[str, str]]]] = []
+
+    def held_by_others(unit_code, hamlets):
+        asked.append((unit_code, set(hamlets)))
+        return {min(hamlets): "CL"}
+    report = check_files([("t.xlsx", form(settings, reference, unit, rows))], reference,
+                         settings, unit, coverage=False, held=held_by_others)
+    hamlets = {(r.cell.commune_code, r.cell.key) for r in report.results if r.cell}
+    assert asked == [("CT", hamlets)] and len(hamlets) == 3
+    assert codes(report) == ["ROW_CONFLICT"]
+    assert [r.valid for r in report.results].count(False) == 1
+    assert check_files([("t.xlsx", form(settings, reference, unit, rows))], reference,
+                       settings, unit, coverage=False).errors == []
 
 
 def test_branch_naming_another_hamlet_is_a_warning(settings, reference):

@@ -7,7 +7,7 @@ import unicodedata
 import pytest
 
 from intake.sheets.legacy import tcvn3_to_unicode, unicode_to_tcvn3
-from intake.text import clean, fold, name_key, vietnamese_sort_key
+from intake.text import clean, fold, name_key, safe_filename, vietnamese_sort_key
 
 
 @pytest.mark.parametrize("spelling", ["Phường 08", "P.8", "phường 8", "P8", "PHƯỜNG 8"])
@@ -78,3 +78,66 @@ def test_vietnamese_order_of_a_hand_sorted_sample():
     ]
     shuffled = sorted(expected, key=lambda name: name[::-1])
     assert sorted(shuffled, key=vietnamese_sort_key) == expected
+
+
+# --- safe_filename: a file name from mail is sender text ---------------------------------
+
+@pytest.mark.parametrize(("name", "safe"), [
+    ("../../etc/passwd", "passwd"),
+    ("..\\..\\boot.ini", "boot.ini"),
+    ("C:\\Users\\hd\\DS.xlsx", "DS.xlsx"),
+    ("/tmp/../../DS.xlsx", "DS.xlsx"),
+    ("..", "tep-dinh-kem"),
+    (".bashrc", "bashrc"),  # no hidden files
+    ("DS.xlsx. . ", "DS.xlsx"),  # Windows would trim them anyway
+])
+def test_safe_filename_never_leaves_the_folder(name, safe):
+    assert safe_filename(name) == safe
+
+
+def test_safe_filename_replaces_control_characters_and_drops_invisible_ones():
+    assert safe_filename("a\nb\r\x00.xlsx") == "a_b_.xlsx"
+    assert safe_filename("DS\x85\x9b.xlsx") == "DS_.xlsx"  # C1 controls
+    assert safe_filename('DS<1>:"2"|?*.xlsx') == "DS_1_2_.xlsx"
+    # Direction overrides would show "DS\u202eslx.exe" as "DSexe.xlsx"; zero-width and BOM.
+    assert safe_filename("DS\u202eslx.exe") == "DSslx.exe"
+    assert safe_filename("\ufeffDanh\u200b sách.xlsx") == "Danh sách.xlsx"
+
+
+def test_safe_filename_is_nfc():
+    mac = unicodedata.normalize("NFD", "Danh sách Châu Thành.xlsx")
+    assert safe_filename(mac) == "Danh sách Châu Thành.xlsx"
+    assert unicodedata.is_normalized("NFC", safe_filename(mac))
+
+
+def test_safe_filename_empty_gives_the_fallback():
+    assert safe_filename("") == "tep-dinh-kem"
+    assert safe_filename(" ._ ") == "tep-dinh-kem"
+    assert safe_filename("\u200b", fallback="ds.xlsx") == "ds.xlsx"
+
+
+def test_safe_filename_is_capped_in_bytes_keeping_the_extension():
+    long = safe_filename("x" * 400 + ".xlsx")
+    assert len(long) == 120 and long.endswith(".xlsx")
+    # File systems count bytes: an NFC Vietnamese letter is two or three of them.
+    vietnamese = safe_filename("ệ" * 79 + ".xlsx")
+    assert vietnamese == "ệ" * 38 + ".xlsx"  # 38 × 3 bytes + 5 = 119 ≤ 120 < 39 × 3 + 5
+    name = "Danh sách Chi đoàn kiểu mẫu ấp Thới Long xã Phước Thạnh huyện Châu Thành " * 4
+    cut = safe_filename(name + ".xlsx", max_bytes=100)
+    assert len(cut.encode()) <= 100 and cut.endswith(".xlsx")
+    assert name.startswith(cut.removesuffix(".xlsx"))  # cut between letters, none halved
+    assert "\ufffd" not in cut and unicodedata.is_normalized("NFC", cut)
+
+
+def test_safe_filename_stays_short_for_a_decomposed_long_name():
+    """An NFD name takes more bytes than it will: the cap applies to the NFC form."""
+    nfd = unicodedata.normalize("NFD", "ệ" * 39) + ".xlsx"
+    assert safe_filename(nfd) == "ệ" * 38 + ".xlsx"
+
+
+@pytest.mark.parametrize(("name", "safe"), [
+    ("CON.xlsx", "CON_.xlsx"), ("nul", "nul_"), ("com1.tar.gz", "com1_.tar.gz"),
+    ("Lpt9.csv", "Lpt9_.csv"), ("console.xlsx", "console.xlsx"), ("com10.xlsx", "com10.xlsx"),
+])
+def test_safe_filename_avoids_windows_device_names(name, safe):
+    assert safe_filename(name) == safe

@@ -7,44 +7,13 @@ characters long. It is cleaned before it is shown or used as part of a path.
 from __future__ import annotations
 
 import logging
-import re
-import unicodedata
 from dataclasses import dataclass
 from email.message import Message
-from pathlib import PurePath
 
-from ..sheets.read import is_spreadsheet_name
+from ..formats import is_accepted, may_hold_list, suffix_for_type
+from ..text import safe_filename
 
-SPREADSHEET_TYPES = {
-    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": ".xlsx",
-    "application/vnd.ms-excel": ".xls",
-    "application/vnd.ms-excel.sheet.macroenabled.12": ".xlsm",
-    "application/vnd.oasis.opendocument.spreadsheet": ".ods",
-    "text/csv": ".csv",
-    "application/zip": ".zip",
-    "application/x-zip-compressed": ".zip",
-}
 log = logging.getLogger(__name__)
-_UNSAFE = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]+')
-
-
-def safe_name(name: str, fallback: str = "tep-dinh-kem", max_bytes: int = 120) -> str:
-    """A file name that is safe on any disk and readable: no folders, no control characters.
-
-    Capped in UTF-8 *bytes*, not characters (file systems count bytes: a Vietnamese
-    letter takes two or three), keeping the extension and never splitting a character.
-    """
-    text = unicodedata.normalize("NFC", name or "")
-    text = text.replace("\\", "/").split("/")[-1]
-    text = _UNSAFE.sub("_", text).strip(" ._")
-    if len(text.encode()) > max_bytes:
-        suffix = PurePath(text).suffix
-        suffix = suffix if len(suffix.encode()) <= 10 else ""
-        room = max_bytes - len(suffix.encode())
-        stem = text[: len(text) - len(suffix)] if suffix else text
-        stem = stem.encode()[:room].decode("utf-8", errors="ignore").rstrip(" ._")
-        text = stem + suffix
-    return text or fallback
 
 
 @dataclass
@@ -56,19 +25,16 @@ class Attachment:
 def _filename(part: Message) -> str:
     try:
         name = part.get_filename()
-    except Exception:
+    except Exception as exc:  # a malformed RFC 2231 name: the part is named by its type
+        log.warning("attachment name could not be decoded (%s: %s)", type(exc).__name__, exc)
         name = None
     return str(name) if name else ""
 
 
-# Files that may well hold the list but cannot be read as one (SPEC §4 step 4): sent
-# alone, they get FILE_UNSUPPORTED naming each, not a "no attachment" reply.
-LIST_CANDIDATES = {".rar", ".7z", ".tar", ".gz", ".pdf", ".doc", ".docx", ".odt", ".rtf",
-                   ".numbers", ".gsheet"}
-
-
 def unreadable_candidates(names: list[str]) -> list[str]:
-    return [n for n in names if PurePath(n.lower()).suffix in LIST_CANDIDATES]
+    """The ignored files that may hold the list in a form no reader takes (a .pdf, a .rar):
+    sent alone, they get FILE_UNSUPPORTED naming each, not a "no attachment" reply."""
+    return [n for n in names if may_hold_list(n)]
 
 
 def extract(message: Message, max_attachments: int) -> tuple[list[Attachment], list[str]]:
@@ -81,14 +47,15 @@ def extract(message: Message, max_attachments: int) -> tuple[list[Attachment], l
         ctype = part.get_content_type()
         name = _filename(part)
         disposition = (part.get_content_disposition() or "").lower()
-        if not name and ctype not in SPREADSHEET_TYPES:
+        typed = suffix_for_type(ctype)  # the suffix its MIME type says, "" for others
+        if not name and not typed:
             continue
-        if not name and disposition != "attachment" and ctype == "text/csv":
-            continue
-        name = safe_name(name or "tep-dinh-kem" + SPREADSHEET_TYPES.get(ctype, ""))
-        if not is_spreadsheet_name(name) and ctype in SPREADSHEET_TYPES:
-            name += SPREADSHEET_TYPES[ctype]
-        if not is_spreadsheet_name(name):
+        if not name and disposition != "attachment" and typed == ".csv":
+            continue  # a text/csv body part, not a file the sender attached
+        name = safe_filename(name or "tep-dinh-kem" + typed)
+        if not is_accepted(name) and typed:
+            name += typed
+        if not is_accepted(name):
             ignored.append(name)
             continue
         if len(sheets) >= max_attachments:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 from collections.abc import Callable
 from types import TracebackType
 
@@ -49,14 +48,8 @@ class Deadline:
         self.expired = False
         self._done = threading.Event()
         self._thread: threading.Thread | None = None
-        self._started = 0.0
-
-    @property
-    def elapsed(self) -> float:
-        return time.monotonic() - self._started
 
     def __enter__(self) -> Deadline:
-        self._started = time.monotonic()
         self._thread = threading.Thread(target=self._watch, name="deadline", daemon=True)
         self._thread.start()
         return self

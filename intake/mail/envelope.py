@@ -49,7 +49,6 @@ def address(value: str) -> str:
 class Envelope:
     message_id: str
     sender: str  # address, lower case
-    sender_display: str
     subject: str
     references: list[str] = field(default_factory=list)
     auto_reason: str = ""  # why no automatic reply may be sent ("" = may reply)
@@ -172,7 +171,6 @@ def envelope(message: Message, own: set[str], authserv_id: str,
     result = Envelope(
         message_id=message_id(message),
         sender=sender,
-        sender_display=raw_from,
         subject=header(message, "Subject"),
         references=references,
         auto_reason=_auto_reason(message, sender, own),

@@ -1,13 +1,15 @@
 """A sender's own file with every wrong cell filled red and a comment saying why.
 
-.xlsx/.xlsm files are opened with openpyxl so the unit's formatting stays (macros are
-dropped: ``keep_vba`` is off); other formats are rebuilt as .xlsx from the values read.
+Formats openpyxl can edit (``Format.editable`` in ``formats.py``: .xlsx, .xlsm) are opened
+with it so the unit's formatting stays (macros are dropped: ``keep_vba`` is off); other
+formats are rebuilt as .xlsx from the values read.
 Notes that have no cell (a missing column, coverage) go on a first sheet.
 """
 
 from __future__ import annotations
 
 import io
+import logging
 import re
 from pathlib import Path, PurePath
 
@@ -17,10 +19,12 @@ from openpyxl.comments import Comment
 from openpyxl.styles import Font, PatternFill
 
 from ..findings import Finding, row_ranges
-from ..mail.attachments import safe_name
+from ..formats import format_of
+from ..text import safe_filename
 from .read import column_letter
 from .report import FileReport, Report
 
+log = logging.getLogger(__name__)
 RED = PatternFill("solid", fgColor="FF9999")
 YELLOW = PatternFill("solid", fgColor="FFE699")
 NOTES_SHEET = "Ghi chú kiểm tra"
@@ -30,11 +34,13 @@ FAST_ROWS = 2_000  # above this, rebuild in write-only mode instead of editing i
 
 
 def _open(report: FileReport) -> Workbook | None:
-    if PurePath(report.file.lower()).suffix in (".xlsx", ".xlsm") and report.data:
+    form = format_of(report.file)
+    if form is not None and form.editable and report.data:
         try:
             return load_workbook(io.BytesIO(report.data), keep_vba=False, rich_text=False)
-        except Exception:  # openpyxl fails on files calamine reads (Strict OOXML…): rebuild
-            pass
+        except Exception as exc:  # openpyxl fails on files calamine reads (Strict OOXML…)
+            log.info("openpyxl cannot open %s (%s: %s); the annotated copy is rebuilt from "
+                     "the values read", report.file, type(exc).__name__, exc)
     if not report.headers:
         return None
     book = Workbook()
@@ -192,7 +198,9 @@ def annotate(report: FileReport, extra: list[Finding] = ()) -> bytes | None:  # 
 
 
 def annotated_name(name: str) -> str:
-    return safe_name(PurePath(name.split("/")[-1]).stem + "_can-sua.xlsx")
+    """The annotated copy's name: the sender's own (a zip member's, for one read from a
+    zip) with "_can-sua", always .xlsx (what ``annotate`` writes)."""
+    return safe_filename(PurePath(name.split("/")[-1]).stem + "_can-sua.xlsx")
 
 
 def annotate_report(report: Report, folder: Path) -> list[Path]:

@@ -8,7 +8,7 @@ where one exists, a suggestion.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -26,6 +26,8 @@ _PHONE = re.compile(r"(?:\+?84|0)(?:[35789]\d{8}|2\d{9})")
 _PHONE_NO_ZERO = re.compile(r"[35789]\d{8}|2\d{9}")  # the leading 0 Excel dropped
 _PHONE_NOISE = re.compile(r"[\s.\-()]|^(?:đt|dt|sđt|sdt|tel|mobile|dđ|dd)\s*:?", re.IGNORECASE)
 _PHONE_SPLIT = re.compile(r"\s*(?:[/;,]|\s-\s|\bhoặc\b|\bhoac\b)\s*", re.IGNORECASE)
+
+Hamlet = tuple[str, str]  # (commune code, hamlet key): one hamlet, as rows are stored
 
 
 @dataclass(slots=True)
@@ -401,6 +403,26 @@ def check_duplicates(results: list[RowResult]) -> None:
             "ROW_DUPLICATE",
             f"Dòng {row.number}: {result.cell.name} ({result.cell.commune_name}) đã có ở {where}.",
             **_at(row, "party_cell"), suggestion="Mỗi ấp, khu phố chỉ đăng ký một Chi đoàn."))
+
+
+def check_conflict(row: Row, cell: PartyCell, held: Mapping[Hamlet, str],
+                   reference: Reference) -> list[Finding]:
+    """ROW_CONFLICT: the hamlet is already in another unit's current list.
+
+    ``held`` maps the hamlets other units hold to the code of the unit holding each; the
+    caller reads it from the store (``store.submissions.held_elsewhere``), so this check
+    stays a plain function of its arguments. Where the reference gives one commune to two units (a
+    boundary change), the second unit to register a hamlet is the one told.
+    """
+    other = held.get((cell.commune_code, cell.key))
+    if other is None:
+        return []
+    holder = reference.units[other].name if other in reference.units else other
+    return [finding(
+        "ROW_CONFLICT",
+        f"Dòng {row.number}: {cell.name} ({cell.commune_name}) đã được {holder} đăng ký.",
+        **_at(row, "party_cell"),
+        suggestion="Hai đơn vị thống nhất với nhau; mỗi ấp, khu phố chỉ do một đơn vị đăng ký.")]
 
 
 def registered_hamlets(results: list[RowResult]) -> set[tuple[str, str]]:

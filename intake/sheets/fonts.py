@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 from lxml import etree
 
+from ..formats import OLE_MAGIC, ZIP_MAGIC
 from .legacy import TCVN3, TCVN3_CAPITALS, VNI, decode, font_encoding
 
 Position = tuple[int, int]  # 0-based (row, column), as Table.rows
@@ -51,7 +52,7 @@ REL = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
 def extras(data: bytes, suffix: str) -> dict[str, SheetExtras]:
     """Sheet name -> extras; empty when the file has no legacy font and nothing to add."""
     try:
-        if data.startswith(b"PK\x03\x04"):
+        if data.startswith(ZIP_MAGIC):
             with zipfile.ZipFile(io.BytesIO(data)) as archive:
                 names = set(archive.namelist())
                 if "content.xml" in names:
@@ -59,7 +60,7 @@ def extras(data: bytes, suffix: str) -> dict[str, SheetExtras]:
                 if "xl/workbook.xml" in names:
                     return _xlsx(archive)
             return {}
-        if data.startswith(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"):
+        if data.startswith(OLE_MAGIC):
             return _xls(data)
     except (zipfile.BadZipFile, etree.LxmlError, KeyError, ValueError, struct.error,
             IndexError, OSError):

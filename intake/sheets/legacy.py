@@ -134,11 +134,6 @@ def unicode_to_vni(text: str) -> str:
     return "".join(reverse.get(ch, ch) for ch in unicodedata.normalize("NFC", text))
 
 
-def looks_tcvn3(text: str) -> bool:
-    """True when the text holds legacy-only characters and no Unicode-only Vietnamese."""
-    return bool(_STRONG_RE.search(text)) and not _UNICODE_VIETNAMESE.search(text)
-
-
 # --- Vietnamese syllables -------------------------------------------------------------
 _ONSETS = ("ngh", "ng", "gh", "gi", "kh", "nh", "ph", "th", "tr", "ch", "qu", "b", "c", "d",
            "đ", "g", "h", "k", "l", "m", "n", "p", "r", "s", "t", "v", "x", "")

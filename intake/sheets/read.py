@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING
 import python_calamine as calamine
 
 from ..findings import Finding, finding
-from ..text import clean, nfc
+from ..formats import ACCEPTED_TEXT, OLE_MAGIC, ZIP_MAGIC, format_of, is_accepted, suffix_of
+from ..text import clean, nfc, safe_filename
 from . import sandbox
 from .extent import oversized
 from .fonts import SheetExtras, extras
@@ -38,11 +39,6 @@ if TYPE_CHECKING:
     from ..config import Limits
 
 log = logging.getLogger(__name__)
-
-SPREADSHEET_SUFFIXES = {".xlsx", ".xlsm", ".xlsb", ".xls", ".ods", ".csv"}
-ARCHIVE_SUFFIXES = {".zip"}
-ZIP_MAGIC = b"PK\x03\x04"
-OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 
 
 @dataclass
@@ -70,7 +66,6 @@ class FileRead:
     tables: list[Table] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     data: bytes = b""
-    kind: str = ""
 
 
 class TooLarge(Exception):
@@ -88,10 +83,6 @@ def column_letter(index: int) -> str:
         index, rest = divmod(index - 1, 26)
         letters = chr(65 + rest) + letters
     return letters
-
-
-def is_spreadsheet_name(name: str) -> bool:
-    return PurePath(name.lower()).suffix in SPREADSHEET_SUFFIXES | ARCHIVE_SUFFIXES
 
 
 def _cell(value: object) -> object:
@@ -262,7 +253,7 @@ def _read_workbook(name: str, data: bytes, limits: Limits | ReaderLimits) -> lis
         metadata = workbook.sheets_metadata
         if len(metadata) > limits.max_sheets:
             raise TooLarge(f"tệp có {len(metadata)} trang tính (tối đa {limits.max_sheets})")
-        kept = extras(data, PurePath(name.lower()).suffix)
+        kept = extras(data, suffix_of(name))
         tables = []
         for index, meta in enumerate(metadata):
             if str(meta.typ) not in ("SheetTypeEnum.WorkSheet", "WorkSheet"):
@@ -390,25 +381,26 @@ def read_file(name: str, data: bytes, limits: Limits, depth: int = 0) -> list[Fi
     Never raises for bad input: every failure is a ``FILE_*`` finding.
     """
     display = clean(name) or "(không tên)"
-    suffix = PurePath(display.lower()).suffix
+    suffix = suffix_of(display)
+    form = format_of(display)
+    reader = form.reader if form else None
     if len(data) > limits.max_file_bytes:
         return [FileRead(display, findings=[finding(
             "FILE_TOO_LARGE",
             f"Tệp {display} có dung lượng {len(data) // 1024:,} KB, vượt giới hạn "
             f"{limits.max_file_bytes // 1024:,} KB.".replace(",", "."),
             file=display)])]
-    if suffix in ARCHIVE_SUFFIXES or (suffix not in SPREADSHEET_SUFFIXES and _is_plain_zip(data)):
+    if reader == "zip" or (reader is None and _is_plain_zip(data)):  # a zip by any name
         return _read_zip(display, data, limits, depth)
-    if suffix not in SPREADSHEET_SUFFIXES:
+    if reader is None:
         return [FileRead(display, findings=[finding(
             "FILE_UNSUPPORTED",
-            f"Tệp {display} không phải bảng tính. Vui lòng gửi danh sách dạng Excel "
-            "(.xlsx, .xls), LibreOffice (.ods) hoặc .csv.",
+            f"Tệp {display} không phải bảng tính. Vui lòng gửi danh sách dạng {ACCEPTED_TEXT}.",
             file=display, value=suffix)])]
     if not data:
         return [FileRead(display, findings=[_unreadable(display, "tệp rỗng (0 byte)")])]
-    result = FileRead(display, data=data, kind=suffix)
-    if suffix == ".csv" and not data.startswith((ZIP_MAGIC, OLE_MAGIC)):
+    result = FileRead(display, data=data)
+    if reader == "csv" and not data.startswith((ZIP_MAGIC, OLE_MAGIC)):
         try:  # pure Python and bounded: no need for a separate process
             result.tables = _read_csv(display, data, limits)
         except TooLarge as exc:
@@ -476,7 +468,7 @@ def _read_zip(name: str, data: bytes, limits: Limits, depth: int) -> list[FileRe
         results: list[FileRead] = []
         for member in members:
             inner = f"{name}/{_member_name(member)}"
-            if not is_spreadsheet_name(inner):
+            if not is_accepted(inner):
                 continue
             try:
                 with archive.open(member) as handle:
@@ -503,4 +495,4 @@ def _member_name(info: zipfile.ZipInfo) -> str:
             raw = raw.encode("cp437").decode("utf-8")
         except (UnicodeEncodeError, UnicodeDecodeError):
             pass
-    return clean(PurePath(raw.replace("\\", "/")).name)
+    return safe_filename(raw)

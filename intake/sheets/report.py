@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from ..config import Settings
@@ -13,7 +13,9 @@ from ..findings import Finding, finding
 from ..reference import Reference, Unit
 from ..text import fold
 from .checks import (
+    Hamlet,
     RowResult,
+    check_conflict,
     check_coverage,
     check_duplicates,
     check_row,
@@ -23,6 +25,10 @@ from .checks import (
 from .header import FIELD_LABELS, Header, find_header
 from .read import FileRead, Table, read_file
 from .rows import Row, level_of_name, read_rows
+
+# (unit code, hamlets of its rows) -> those of them other units hold, with the holder's
+# code: what ROW_CONFLICT is checked against (``store.submissions.held_elsewhere``).
+HeldBy = Callable[[str, set[Hamlet]], Mapping[Hamlet, str]]
 
 _HEADING_UNIT = re.compile(r"\b(huyen doan|thanh doan|doan huyen|doan thanh pho|doan tp)\s+(.+)$")
 
@@ -157,16 +163,22 @@ def _sheet_rows(read: FileRead, report: FileReport, reference: Reference) -> lis
 
 
 def check_files(files: list[tuple[str, bytes]], reference: Reference, settings: Settings,
-                unit: Unit | None = None, coverage: bool = True) -> Report:
+                unit: Unit | None = None, coverage: bool = True,
+                held: HeldBy | None = None) -> Report:
     """Read and check attachments as one submission (a zip counts as its members)."""
     reads = [r for name, data in files for r in read_file(name, data, settings.limits)]
-    return check_reads(reads, reference, settings, unit, coverage)
+    return check_reads(reads, reference, settings, unit, coverage, held)
 
 
 def check_reads(reads: list[FileRead], reference: Reference, settings: Settings,
-                unit: Unit | None = None, coverage: bool = True) -> Report:
+                unit: Unit | None = None, coverage: bool = True,
+                held: HeldBy | None = None) -> Report:
     """Check files already read (``read_file``): reading needs no reference lists, so a
-    caller may read while they load."""
+    caller may read while they load.
+
+    ``held`` says which hamlets other units hold (ROW_CONFLICT); without it (``intake
+    check``, offline) the rows are checked against the reference lists alone.
+    """
     reports: list[FileReport] = []
     rows_by_file: list[list[Row]] = []
     for read in reads:
@@ -180,6 +192,8 @@ def check_reads(reads: list[FileRead], reference: Reference, settings: Settings,
     distinct = list(dict.fromkeys(u for u in units if u is not None))
     result = Report(reports, unit or (distinct[0] if len(distinct) == 1 else None))
     check_duplicates(result.results)
+    if held is not None:
+        _check_conflicts(reports, distinct, held, reference)
     if coverage:
         for each in distinct:
             mine = [r for r in reports if r.unit is each]
@@ -190,6 +204,17 @@ def check_reads(reads: list[FileRead], reference: Reference, settings: Settings,
                 mine[0].coverage = found
                 result.coverage += found
     return result
+
+
+def _check_conflicts(reports: list[FileReport], units: list[Unit], held: HeldBy,
+                     reference: Reference) -> None:
+    """ROW_CONFLICT on each unit's rows, asking once per unit which hamlets others hold."""
+    for unit in units:
+        results = [r for report in reports if report.unit is unit for r in report.results]
+        taken = held(unit.code, {(r.cell.commune_code, r.cell.key) for r in results if r.cell})
+        for r in results:
+            if r.cell is not None:
+                r.findings += check_conflict(r.row, r.cell, taken, reference)
 
 
 def _units(reports: list[FileReport], rows_by_file: list[list[Row]],

@@ -92,10 +92,6 @@ _DISTRICT_PREFIX = re.compile(r"^(huyện|thành phố|thị xã|quận|tp\.?)\s
 _DOTS = "……………"
 
 
-def header_labels(year: int) -> list[tuple[str, str | None]]:
-    return [(group, sub.format(year=year) if sub else None) for group, sub, _w in COLUMNS]
-
-
 def place_name(unit: Unit | None) -> str:
     """"Châu Thành" from "Huyện Châu Thành": the place in "Châu Thành, ngày …"."""
     if unit is None:
