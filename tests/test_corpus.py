@@ -19,12 +19,7 @@ from .mail_corpus import CORPUS, UNIT, CorpusMail, as_unit, corpus_mail
 MAILS = corpus_mail()
 # Where the code disagrees with what the message says: a bug, reported, kept visible here
 # (strict: the test fails as soon as the code is fixed, so the mark is removed then).
-KNOWN_BUGS = {
-    "mail/imap_tools/attachment_emails/attachment_with_base64_encoded_name.eml":
-        "a PDF whose filename is an unquoted encoded word has no name for the parser, so it "
-        "is dropped silently (not even listed as ignored) and the unit is told its mail had "
-        "no file, instead of FILE_UNSUPPORTED naming the PDF",
-}
+KNOWN_BUGS: dict[str, str] = {}
 
 
 def _param(mail: CorpusMail):

@@ -135,3 +135,25 @@ def test_only_unreadable_candidates_get_file_unsupported_naming_each(tmp_path, r
             "SELECT code, file FROM findings WHERE code LIKE 'FILE_%' ORDER BY id")]
     assert statuses == ["needs-correction", "no-attachment"]
     assert found == [("FILE_UNSUPPORTED", "Danh sách.pdf"), ("FILE_UNSUPPORTED", "ds.rar")]
+
+
+def test_an_attachment_named_by_an_unquoted_encoded_word_keeps_its_name():
+    """`filename==?utf-8?B?…?=` is outside the standard and the parser returns no name;
+    the file is still named (and a PDF sent alone still gets FILE_UNSUPPORTED)."""
+    from email import message_from_bytes, policy
+
+    from intake.mail.attachments import extract, unreadable_candidates
+
+    raw = (b"From: a@example.org\r\nMIME-Version: 1.0\r\n"
+           b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\n'
+           b"Content-Type: text/plain\r\n\r\nxin gui\r\n--b\r\n"
+           b"Content-Type: application/pdf; name==?utf-8?B?RGFuaCBzw6FjaC5wZGY=?=\r\n"
+           b"Content-Disposition: attachment; filename==?utf-8?B?RGFuaCBzw6FjaC5wZGY=?=\r\n"
+           b"Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n--b\r\n"
+           b"Content-Type: application/octet-stream\r\nContent-Disposition: attachment\r\n"
+           b"Content-Transfer-Encoding: base64\r\n\r\nAAAA\r\n--b--\r\n")
+    sheets, ignored = extract(message_from_bytes(raw, policy=policy.default), 5)
+    assert sheets == []
+    assert ignored[0] == "Danh sách.pdf"  # base64 of "Danh sách.pdf", decoded by hand
+    assert ignored[1].startswith("tep-dinh-kem")  # nameless, yet never dropped silently
+    assert unreadable_candidates(ignored) == ["Danh sách.pdf"]

@@ -7,7 +7,10 @@ characters long. It is cleaned before it is shown or used as part of a path.
 from __future__ import annotations
 
 import logging
+import mimetypes
+import re
 from dataclasses import dataclass
+from email.header import decode_header, make_header
 from email.message import Message
 
 from ..formats import is_accepted, may_hold_list, suffix_for_type
@@ -22,13 +25,41 @@ class Attachment:
     data: bytes
 
 
+# A name parameter written the way some mailers do, outside the standard (an unquoted
+# encoded word: ``filename==?utf-8?B?…?=``), which the parser does not return.
+_RAW_NAME = re.compile(r"(?:^|;)\s*(?:file)?name\s*=\s*(\"[^\"]*\"|[^;]*)", re.IGNORECASE)
+
+
 def _filename(part: Message) -> str:
     try:
         name = part.get_filename()
     except Exception as exc:  # a malformed RFC 2231 name: the part is named by its type
         log.warning("attachment name could not be decoded (%s: %s)", type(exc).__name__, exc)
         name = None
-    return str(name) if name else ""
+    return str(name) if name else _raw_filename(part)
+
+
+def _raw_filename(part: Message) -> str:
+    """The name as written in the headers, encoded words decoded, when the parser gave
+    none: a unit's file must never vanish because its mailer wrote the name loosely."""
+    items = list(getattr(part, "raw_items", part.items)())  # as written, not as parsed
+    for header in ("content-disposition", "content-type"):
+        for value in (v for k, v in items if k.lower() == header):
+            match = _RAW_NAME.search(" ".join(str(value).split()))
+            if not match or not match.group(1).strip().strip('"'):
+                continue
+            text = match.group(1).strip().strip('"')
+            try:
+                return str(make_header(decode_header(text)))
+            except Exception as exc:  # an undecodable word: keep the text as written
+                log.warning("attachment name %r could not be decoded (%s)", text, exc)
+                return text
+    return ""
+
+
+def _type_suffix(ctype: str) -> str:
+    """".pdf" for application/pdf: how to name a nameless attached file of that type."""
+    return mimetypes.guess_extension(ctype, strict=False) or ""
 
 
 def unreadable_candidates(names: list[str]) -> list[str]:
@@ -49,6 +80,9 @@ def extract(message: Message, max_attachments: int) -> tuple[list[Attachment], l
         disposition = (part.get_content_disposition() or "").lower()
         typed = suffix_for_type(ctype)  # the suffix its MIME type says, "" for others
         if not name and not typed:
+            if disposition == "attachment" and not ctype.startswith("text/"):
+                # an attached file with no usable name: said to be ignored, never dropped
+                ignored.append(safe_filename("tep-dinh-kem" + _type_suffix(ctype)))
             continue
         if not name and disposition != "attachment" and typed == ".csv":
             continue  # a text/csv body part, not a file the sender attached
