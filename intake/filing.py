@@ -33,10 +33,12 @@ log = logging.getLogger(__name__)
 @dataclasses.dataclass(frozen=True)
 class Filing:
     """What filing one message did: the status it was filed with (a list's status is
-    decided by its findings), and the coverage findings of the unit's list after it."""
+    decided by its findings), the coverage findings of the unit's list after it, and
+    the reply that says so (None: the one ``decide`` described is enough)."""
 
     status: str
     coverage: list[Finding] = dataclasses.field(default_factory=list)
+    reply: Reply | None = None
 
 
 class Filer:
@@ -112,7 +114,8 @@ class Filer:
                                       received_at=row["received_at"], late=outcome.late,
                                       extra=outcome.extra_findings)
         if outcome.reply is not None:
-            self.describe(outcome.reply, report, coverage, outcome)
+            return Filing(status, coverage,
+                          self.describe(outcome.reply, report, coverage, outcome))
         return Filing(status, coverage)
 
     def apply(self, submission: int, unit: Unit, report: Report, *, addition: bool,
@@ -205,9 +208,9 @@ class Filer:
             "suggestion": f.suggestion, "accepted_note": accepted_note})
 
     def describe(self, reply: Reply, report: Report, coverage: list[Finding],
-                 outcome: Outcome) -> None:
-        """What the reply says about a filed list: its files and figures, its errors
-        (bounded, SPEC §6), its warnings, and the unit's whole list after it."""
+                 outcome: Outcome) -> Reply:
+        """The reply, saying what it must about a filed list: its files and figures, its
+        errors (bounded, SPEC §6), its warnings, and the unit's whole list after it."""
         findings = report.findings + coverage + outcome.extra_findings
         errors = [f for f in findings if f.is_error]
         # MAIL_LATE is said once, by the template's own late notice (it knows the policy).
@@ -215,18 +218,16 @@ class Filer:
         valid = [r for r in report.results if r.valid]
         groups, more, shown_warnings = self._bounded(errors, warnings)
         levels = submissions.valid_by_level(self.store, outcome.unit.code if outcome.unit else "")
-        reply.addition = bool(outcome.envelope and outcome.envelope.addition)
-        reply.unit_valid = sum(levels.values())
-        reply.unit_provincial = levels.get("provincial", 0)
-        reply.unit_district = levels.get("district", 0)
-        reply.files = [FileLine(f.file, len(f.results), f.valid_rows) for f in report.files]
-        reply.valid_rows = len(valid)
-        reply.provincial = sum(1 for r in valid if r.row.level == "provincial")
-        reply.district = sum(1 for r in valid if r.row.level == "district")
-        reply.errors = [Line.of(f) for f in errors]
-        reply.groups = groups
-        reply.more = more
-        reply.warnings = [Note(where(f), f.message, f.suggestion) for f in shown_warnings]
+        return dataclasses.replace(
+            reply, addition=bool(outcome.envelope and outcome.envelope.addition),
+            unit_valid=sum(levels.values()), unit_provincial=levels.get("provincial", 0),
+            unit_district=levels.get("district", 0),
+            files=[FileLine(f.file, len(f.results), f.valid_rows) for f in report.files],
+            valid_rows=len(valid),
+            provincial=sum(1 for r in valid if r.row.level == "provincial"),
+            district=sum(1 for r in valid if r.row.level == "district"),
+            errors=[Line.of(f) for f in errors], groups=groups, more=more,
+            warnings=[Note(where(f), f.message, f.suggestion) for f in shown_warnings])
 
     def _bounded(self, errors: list[Finding], warnings: list[Finding]
                  ) -> tuple[list[Group], int, list[Finding]]:
@@ -244,17 +245,16 @@ class Filer:
 
     def queue_reply(self, row, outcome: Outcome, filing: Filing) -> None:
         """Queue the reply (in the filing transaction), its content stored beside it."""
-        reply = outcome.reply
-        assert reply is not None, "a reply is described by decide()"
-        reply.kind = outcome.reply_kind or filing.status
-        reply.status = filing.status
-        reply.answer = list(outcome.answer)
-        reply.command = outcome.command.line if outcome.command else ""
-        if outcome.unit is not None:
-            reply.unit_name = outcome.unit.name
+        described = filing.reply or outcome.reply
+        assert described is not None, "a reply is described by decide()"
         files = self._annotated(outcome, filing.coverage) \
             if filing.status == Status.NEEDS_CORRECTION else []
-        reply.annotated = bool(files)
+        reply = dataclasses.replace(
+            described, kind=outcome.reply_kind or filing.status, status=filing.status,
+            answer=list(outcome.answer),
+            command=outcome.command.line if outcome.command else "",
+            unit_name=outcome.unit.name if outcome.unit else described.unit_name,
+            annotated=bool(files))
         message = render_reply(self.settings, self.templates, reply, files)
         smtp.queue(self.store, row["id"], reply.kind, message, filing.status,
                    content=reply.to_json())

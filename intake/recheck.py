@@ -204,8 +204,8 @@ def _notify(pipeline: Pipeline, submission, report: Report, coverage: list, unit
     reply.unit_name, reply.recheck = unit.name, True
     outcome = Outcome(status, unit, late=bool(submission["late"]), reply_kind=status,
                       report=report, envelope=env, extra_findings=extra, reply=reply)
-    filer.describe(reply, report, coverage, outcome)
-    filer.queue_reply(message, outcome, Filing(status, coverage))
+    filer.queue_reply(message, outcome, Filing(status, coverage,
+                                               filer.describe(reply, report, coverage, outcome)))
 
 
 def reference_digest(pipeline: Pipeline) -> str:
