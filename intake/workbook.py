@@ -115,6 +115,7 @@ def safe(value: object) -> object:
 
 
 Styles = dict[int, dict[str, object]]  # column (from 1) -> format properties (fill, bold, …)
+_PLAIN = frozenset({str, int, float, datetime, type(None)})  # written as they are
 
 
 @lru_cache(maxsize=65536)
@@ -160,11 +161,11 @@ class _Sheet:
     layout: Layout
     formats: _Formats
     rows: int = 1  # rows written, the header included
-    small: frozenset[int] = field(init=False)  # columns from 0 in Layout.small
+    small: tuple[bool, ...] = field(init=False)  # per column: in Layout.small
     long: tuple[float, ...] = field(init=False)  # per column: longer text may wrap
 
     def __post_init__(self) -> None:
-        self.small = frozenset(c - 1 for c in self.layout.small)
+        self.small = tuple(c in self.layout.small for c in range(1, len(self.layout.widths) + 1))
         # A text needs its lines counted only when it may not fit its column on one
         # line (no letter is wider than 1.8 digits).
         self.long = tuple((width - 1) / 1.8 for width in self.layout.widths)
@@ -177,7 +178,8 @@ def _append(sheet: _Sheet, values: list[object], styles: Styles | None = None) -
     fast and small; so a row's styles and height are settled as it is written. A plain
     cell takes the workbook's default format (no style of its own); the row gets the
     height of its longest text, as no viewer sizes the rows of a file it did not write.
-    Text is always written as text: a sender's "=…" never becomes a formula.
+    Text is always written as text: a sender's "=…" never becomes a formula. This loop
+    runs for every cell of the national workbook (1.5 million), hence its plainness.
     """
     row = sheet.rows
     sheet.rows = row + 1
@@ -185,23 +187,32 @@ def _append(sheet: _Sheet, values: list[object], styles: Styles | None = None) -
     tallest = 1
     for column, value in enumerate(values):
         style = styles.get(column + 1) if styles else None
-        if value is None:
+        kind = type(value)
+        if kind not in _PLAIN:  # anything else is shown as its text
+            value, kind = str(value), str
+        if kind is str:
+            text: str = value  # type: ignore[assignment]
+            if not (text.isprintable() and len(text) <= MAX_TEXT):
+                text = safe(text)  # type: ignore[assignment]
+            if not text:
+                if style is not None:
+                    ws.write_blank(row, column, None, formats(style))
+                continue
+            if len(text) > long[column]:
+                lines = _lines(text, sheet.layout.widths[column],
+                               SIZE - 2 if small[column] else SIZE)
+                if lines > tallest:
+                    tallest = lines
+            ws.write_string(row, column, text, None if style is None and not small[column]
+                            else formats(style, small[column]))
+        elif value is None:
             if style is not None:  # an empty cell keeps its fill (or bold, in a total)
                 ws.write_blank(row, column, None, formats(style))
-            continue
-        kind = type(value)
-        if kind is datetime:
-            ws.write_datetime(row, column, value, formats(style, column in small, True))
-        elif kind is int or kind is float:
-            ws.write_number(row, column, value, formats(style, column in small)
-                            if style is not None or column in small else None)
+        elif kind is datetime:
+            ws.write_datetime(row, column, value, formats(style, small[column], True))
         else:
-            text = str(safe(value))
-            if len(text) > long[column]:
-                tallest = max(tallest, _lines(text, sheet.layout.widths[column],
-                                              SIZE - 2 if column in small else SIZE))
-            ws.write_string(row, column, text, formats(style, column in small)
-                            if style is not None or column in small else None)
+            ws.write_number(row, column, value, None if style is None and not small[column]
+                            else formats(style, small[column]))
     if tallest > 1:
         ws.set_row_pixels(row, _height(tallest))
     return row + 1

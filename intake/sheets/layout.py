@@ -64,7 +64,7 @@ def _char_width(char: str) -> float:
 
 def text_width(text: str, bold: bool = False) -> float:
     """Estimated width of ``text`` in digit widths (bold is about 8 % wider)."""
-    return sum(_char_width(c) for c in text) * (1.08 if bold else 1.0)
+    return sum(map(_char_width, text)) * (1.08 if bold else 1.0)
 
 
 def wrapped_lines(text: object, width: float, size: float = 11, base: float = 11,
@@ -78,7 +78,8 @@ def wrapped_lines(text: object, width: float, size: float = 11, base: float = 11
     digit_px, text_digit_px = math.floor(base * 2 / 3), size * 2 / 3
     room = max((width * digit_px + 1) / text_digit_px, 1.0)
     text = str(text)
-    if len(text) * 2.0 <= room and "\n" not in text:  # fits whatever its letters
+    if "\n" not in text and (len(text) * 2.0 <= room  # fits whatever its letters
+                             or text_width(text, bold) <= room):  # fits, spaces included
         return 1
     lines = 0
     for paragraph in text.split("\n"):
