@@ -118,7 +118,7 @@ Styles = dict[int, dict[str, object]]  # column (from 1) -> format properties (f
 _PLAIN = frozenset({str, int, float, datetime, type(None)})  # written as they are
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=8192)  # the texts that repeat (statuses, hamlets); ~1 MB, not 13
 def _lines(text: str, width: float, size: float = SIZE) -> int:
     return wrapped_lines(text, width, size, SIZE)
 
@@ -155,17 +155,23 @@ class _Formats:
 
 @dataclass(eq=False)
 class _Sheet:
-    """A worksheet being written, row after row, with what writing a row needs."""
+    """A worksheet being written, row after row, with what writing a row needs (worked
+    out once per sheet: the loop below runs for 1.5 million cells in a national rebuild)."""
 
     ws: Worksheet
     layout: Layout
     formats: _Formats
     rows: int = 1  # rows written, the header included
     small: tuple[bool, ...] = field(init=False)  # per column: in Layout.small
+    plain: tuple[Format | None, ...] = field(init=False)  # per column: an unstyled cell's
+    sizes: tuple[float, ...] = field(init=False)  # per column: the font size
     long: tuple[float, ...] = field(init=False)  # per column: longer text may wrap
 
     def __post_init__(self) -> None:
-        self.small = tuple(c in self.layout.small for c in range(1, len(self.layout.widths) + 1))
+        columns = range(1, len(self.layout.widths) + 1)
+        self.small = tuple(c in self.layout.small for c in columns)
+        self.plain = tuple(self.formats(None, True) if small else None for small in self.small)
+        self.sizes = tuple(SIZE - 2 if small else SIZE for small in self.small)
         # A text needs its lines counted only when it may not fit its column on one
         # line (no letter is wider than 1.8 digits).
         self.long = tuple((width - 1) / 1.8 for width in self.layout.widths)
@@ -178,12 +184,13 @@ def _append(sheet: _Sheet, values: list[object], styles: Styles | None = None) -
     fast and small; so a row's styles and height are settled as it is written. A plain
     cell takes the workbook's default format (no style of its own); the row gets the
     height of its longest text, as no viewer sizes the rows of a file it did not write.
-    Text is always written as text: a sender's "=…" never becomes a formula. This loop
-    runs for every cell of the national workbook (1.5 million), hence its plainness.
+    Text is always written as text: a sender's "=…" never becomes a formula.
     """
     row = sheet.rows
     sheet.rows = row + 1
-    ws, formats, small, long = sheet.ws, sheet.formats, sheet.small, sheet.long
+    ws, formats, small, plain, long = sheet.ws, sheet.formats, sheet.small, sheet.plain, \
+        sheet.long
+    write_string, write_number = ws.write_string, ws.write_number
     tallest = 1
     for column, value in enumerate(values):
         style = styles.get(column + 1) if styles else None
@@ -199,20 +206,19 @@ def _append(sheet: _Sheet, values: list[object], styles: Styles | None = None) -
                     ws.write_blank(row, column, None, formats(style))
                 continue
             if len(text) > long[column]:
-                lines = _lines(text, sheet.layout.widths[column],
-                               SIZE - 2 if small[column] else SIZE)
+                lines = _lines(text, sheet.layout.widths[column], sheet.sizes[column])
                 if lines > tallest:
                     tallest = lines
-            ws.write_string(row, column, text, None if style is None and not small[column]
-                            else formats(style, small[column]))
+            write_string(row, column, text,
+                         plain[column] if style is None else formats(style, small[column]))
         elif value is None:
             if style is not None:  # an empty cell keeps its fill (or bold, in a total)
                 ws.write_blank(row, column, None, formats(style))
         elif kind is datetime:
             ws.write_datetime(row, column, value, formats(style, small[column], True))
         else:
-            ws.write_number(row, column, value, None if style is None and not small[column]
-                            else formats(style, small[column]))
+            write_number(row, column, value,
+                         plain[column] if style is None else formats(style, small[column]))
     if tallest > 1:
         ws.set_row_pixels(row, _height(tallest))
     return row + 1
