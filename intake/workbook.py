@@ -60,7 +60,7 @@ _LATE_FILL = {"bg_color": "#FFF2CC"}
 _PERCENT = {"num_format": "0%"}
 _DATE = "dd/mm/yyyy hh:mm"
 _CODE = {"font_size": SIZE - 2}  # codes, Message-IDs: Layout.small
-PIXELS = 7  # a column-width unit: one digit of 11-point Times New Roman, in pixels
+_PIXELS = 7  # a column-width unit (a digit of the 11-point default font), in pixels
 
 
 @dataclass(frozen=True)
@@ -115,7 +115,7 @@ def safe(value: object) -> object:
 
 
 Styles = dict[int, dict[str, object]]  # column (from 1) -> format properties (fill, bold, …)
-_PLAIN = frozenset({str, int, float, datetime, type(None)})  # written as they are
+_PLAIN = frozenset({str, int, float, bool, datetime, type(None)})  # written as they are
 
 
 @lru_cache(maxsize=8192)  # the texts that repeat (statuses, hamlets); ~1 MB, not 13
@@ -216,6 +216,9 @@ def _append(sheet: _Sheet, values: list[object], styles: Styles | None = None) -
                 ws.write_blank(row, column, None, formats(style))
         elif kind is datetime:
             ws.write_datetime(row, column, value, formats(style, small[column], True))
+        elif kind is bool:
+            ws.write_boolean(row, column, value,
+                             plain[column] if style is None else formats(style, small[column]))
         else:
             write_number(row, column, value,
                          plain[column] if style is None else formats(style, small[column]))
@@ -239,7 +242,7 @@ def _sheet(book: Workbook, formats: _Formats, title: str, headers: list[str],
     for index, width in enumerate(layout.widths):
         # In pixels, so the file holds ``width`` itself: the unit wrapped_lines counts in
         # (set_column would add the cell's padding to it).
-        ws.set_column_pixels(index, index, width * PIXELS)
+        ws.set_column_pixels(index, index, width * _PIXELS)
     ws.freeze_panes(1, 0)
     # What sheets.layout.print_setup gives the official form, in XlsxWriter's words.
     ws.set_landscape()
@@ -261,7 +264,7 @@ def _sheet(book: Workbook, formats: _Formats, title: str, headers: list[str],
     ws.set_footer(f"&L{font}Số liệu đến {updated}&R{font}Trang &P/&N", {"margin": 0.8 * CM})
     lines = max(wrapped_lines(h, w, SIZE, SIZE, bold=True)
                 for h, w in zip(headers, layout.widths, strict=True))
-    ws.set_row_pixels(0, row_height(lines, SIZE) * 4 / 3)
+    ws.set_row_pixels(0, _height(lines))
     head = formats(_HEAD)
     for column, text in enumerate(headers):
         ws.write_string(0, column, text, head)
@@ -269,6 +272,7 @@ def _sheet(book: Workbook, formats: _Formats, title: str, headers: list[str],
 
 
 def _finish(sheet: _Sheet, columns: int) -> None:
+    """Filters in the header row, over every row written."""
     sheet.ws.autofilter(0, 0, sheet.rows - 1, columns - 1)
 
 
@@ -370,7 +374,7 @@ def build(store: Store, reference: Reference, settings: Settings, target: Path,
     # As wide as the table above it, so that it ends where column K starts whatever
     # widths a viewer gives the columns (XlsxWriter anchors a chart to cells), and 10 cm
     # high.
-    chart.set_size({"width": sum(LAYOUTS[SHEETS[0]].widths) * PIXELS,
+    chart.set_size({"width": sum(LAYOUTS[SHEETS[0]].widths) * _PIXELS,
                     "height": round(10 * 96 / 2.54)})
     summary.ws.insert_chart(last + 2, 0, chart)
 
