@@ -2,6 +2,11 @@
 
 Because it is built only from the store, ``intake rebuild`` gives the same content at any
 time, and a crash while writing leaves the previous file in place (temp file + rename).
+
+It is written by XlsxWriter in constant-memory mode: each row goes to a temporary file as
+soon as the next one starts, so 105,000 rows (a national campaign) take seconds and a
+steady few tens of MB; a row's styles and height must therefore be known when it is
+written, and rows are written in order.
 """
 
 from __future__ import annotations
@@ -10,20 +15,14 @@ import contextlib
 import os
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 
-from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
-from openpyxl.chart import BarChart
-from openpyxl.chart import Reference as ChartRef
-from openpyxl.styles import Alignment, Font, PatternFill
-from openpyxl.styles.cell_style import StyleArray
-from openpyxl.utils import get_column_letter
-from openpyxl.worksheet.pagebreak import Break
-from openpyxl.worksheet.worksheet import Worksheet
+from xlsxwriter import Workbook
+from xlsxwriter.format import Format
+from xlsxwriter.worksheet import Worksheet
 
 from .archive import file_mode
 from .config import TZ, Settings
@@ -31,14 +30,7 @@ from .findings import LEVEL_LABELS
 from .labels import ACTION_LABELS, LEVELS, kind_label, outbox_label, status_label
 from .reference import Reference
 from .replies import short_time
-from .sheets.layout import (
-    FONT_NAME,
-    print_setup,
-    row_height,
-    set_default_alignment,
-    set_default_font,
-    wrapped_lines,
-)
+from .sheets.layout import CM, FONT_NAME, row_height, wrapped_lines
 from .store import Store, events, messages, outbox, submissions, units
 from .text import clean, vietnamese_sort_key
 
@@ -56,17 +48,19 @@ SHEETS = ["Tổng hợp", "Danh sách", "Lỗi", "Độ phủ NTM-ĐTVM", "Nhậ
 
 MAX_TEXT = 32_000
 SIZE = 11  # points: the workbook's font size (Times New Roman, see sheets.layout)
-_HEAD_FONT = Font(name=FONT_NAME, bold=True, size=SIZE)
-_HEAD_FILL = PatternFill("solid", fgColor="DDEBF7")
-_HEAD_ALIGN = Alignment(horizontal="center", vertical="center", wrap_text=True)
-# Every cell: at the top of its row, wrapping when longer than its column. It is the
-# workbook's default format (sheets.layout.set_default_alignment), so the streaming
-# writer styles no cell for it; rows are sized from the text (``_append``).
-_WRAP = Alignment(vertical="top", wrap_text=True)
-_ERROR_FILL = PatternFill("solid", fgColor="FFE0E0")
-_LATE_FILL = PatternFill("solid", fgColor="FFF2CC")
+# Every cell: Times New Roman, at the top of its row, wrapping when longer than its column.
+# It is the workbook's default format (its Normal style and the format of every plain
+# cell), and every other format below starts from it; rows are sized from the text
+# (``_append``), as no viewer sizes the rows of a file it did not write.
+_DEFAULT = {"font_name": FONT_NAME, "font_size": SIZE, "valign": "top", "text_wrap": True}
+_HEAD = {"bold": True, "bg_color": "#DDEBF7", "align": "center", "valign": "vcenter"}
+_BOLD = {"bold": True}
+_ERROR_FILL = {"bg_color": "#FFE0E0"}  # a solid fill
+_LATE_FILL = {"bg_color": "#FFF2CC"}
+_PERCENT = {"num_format": "0%"}
 _DATE = "dd/mm/yyyy hh:mm"
-_CODE_FONT = Font(name=FONT_NAME, size=SIZE - 2)  # codes, Message-IDs: Layout.small
+_CODE = {"font_size": SIZE - 2}  # codes, Message-IDs: Layout.small
+_PIXELS = 7  # a column-width unit (a digit of the 11-point default font), in pixels
 
 
 @dataclass(frozen=True)
@@ -120,172 +114,222 @@ def safe(value: object) -> object:
     return text
 
 
-Styles = dict[int, dict[str, object]]  # column -> cell attributes (fill, font, …)
+Styles = dict[int, dict[str, object]]  # column (from 1) -> format properties (fill, bold, …)
+_PLAIN = frozenset({str, int, float, bool, datetime, type(None)})  # written as they are
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=8192)  # the texts that repeat (statuses, hamlets); ~1 MB, not 13
 def _lines(text: str, width: float, size: float = SIZE) -> int:
     return wrapped_lines(text, width, size, SIZE)
 
 
 @lru_cache(maxsize=64)
-def _height(lines: int) -> dict[str, str]:
-    """The <row> attributes of a row ``lines`` lines high (at most 30)."""
-    return {"ht": str(row_height(min(lines, 30), SIZE)), "customHeight": "1"}
+def _height(lines: int) -> float:
+    """The height of a row ``lines`` lines high (at most 30), in XlsxWriter's pixels; the
+    file then holds exactly the points ``row_height`` gives (``set_row`` would round them
+    to whole pixels)."""
+    return row_height(min(lines, 30), SIZE) * 4 / 3
 
 
-def _style_of(sheet: Worksheet, style: dict[str, object] | None, small: bool,
-              date: bool) -> StyleArray:
-    """The cell format for one combination, computed once per sheet: setting styles
-    attribute by attribute on every cell of 20,000 rows costs the rebuild a second."""
-    cache: dict[tuple, StyleArray] = sheet.__dict__.setdefault("_intake_styles", {})
-    key = (tuple(style.items()) if style else (), small, date)
-    found = cache.get(key)
-    if found is None:
-        probe = WriteOnlyCell(sheet)
-        probe.alignment = _WRAP
-        if small:
-            probe.font = _CODE_FONT
-        if date:
-            probe.number_format = _DATE
-        for name, attribute in (style or {}).items():
-            setattr(probe, name, attribute)
-        found = cache[key] = probe._style
-    return StyleArray(found)
+class _Formats:
+    """The workbook's cell formats, each made once: XlsxWriter writes a style record for
+    every Format object, so one per cell would bloat the file and cost time. Each starts
+    from the workbook's default (``_DEFAULT``: the font, at the top, wrapping)."""
+
+    def __init__(self, book: Workbook) -> None:
+        self.book = book
+        self.made: dict[tuple, Format] = {}
+
+    def __call__(self, style: dict[str, object] | None, small: bool = False,
+                 date: bool = False) -> Format:
+        key = (tuple(style.items()) if style else (), small, date)
+        found = self.made.get(key)
+        if found is None:
+            properties: dict[str, object] = {"num_format": _DATE} if date else {}
+            if small:
+                properties.update(_CODE)
+            properties.update(style or {})
+            found = self.made[key] = self.book.add_format(properties)
+        return found
 
 
-def _append(sheet: Worksheet, values: list[object], styles: Styles | None = None) -> int:
-    """Stream one row (write-only mode) and return its Excel row number.
+@dataclass(eq=False)
+class _Sheet:
+    """A worksheet being written, row after row, with what writing a row needs (worked
+    out once per sheet: the loop below runs for 1.5 million cells in a national rebuild)."""
 
-    Write-only streaming is what keeps a 20,000-row rebuild linear and fast; styles and
-    the row's height therefore have to be known when the row is written. Every cell
-    wraps (the workbook's default format); the row gets the height of its longest cell,
-    as no viewer sizes the rows of a file it did not write.
+    ws: Worksheet
+    layout: Layout
+    formats: _Formats
+    rows: int = 1  # rows written, the header included
+    small: tuple[bool, ...] = field(init=False)  # per column: in Layout.small
+    plain: tuple[Format | None, ...] = field(init=False)  # per column: an unstyled cell's
+    sizes: tuple[float, ...] = field(init=False)  # per column: the font size
+    long: tuple[float, ...] = field(init=False)  # per column: longer text may wrap
+
+    def __post_init__(self) -> None:
+        columns = range(1, len(self.layout.widths) + 1)
+        self.small = tuple(c in self.layout.small for c in columns)
+        self.plain = tuple(self.formats(None, True) if small else None for small in self.small)
+        self.sizes = tuple(SIZE - 2 if small else SIZE for small in self.small)
+        # A text needs its lines counted only when it may not fit its column on one
+        # line (no letter is wider than 1.8 digits).
+        self.long = tuple((width - 1) / 1.8 for width in self.layout.widths)
+
+
+def _append(sheet: _Sheet, values: list[object], styles: Styles | None = None) -> int:
+    """Write one row below the last one and return its Excel row number.
+
+    Rows are streamed (constant-memory mode), which is what keeps a 105,000-row rebuild
+    fast and small; so a row's styles and height are settled as it is written. A plain
+    cell takes the workbook's default format (no style of its own); the row gets the
+    height of its longest text, as no viewer sizes the rows of a file it did not write.
+    Text is always written as text: a sender's "=…" never becomes a formula.
     """
-    number = getattr(sheet, "_intake_rows", 0) + 1
-    sheet._intake_rows = number  # type: ignore[attr-defined]
-    layout: Layout | None = getattr(sheet, "_intake_layout", None)
-    styles = styles or {}
-    row: list[object] = []
+    row = sheet.rows
+    sheet.rows = row + 1
+    ws, formats, small, plain, long = sheet.ws, sheet.formats, sheet.small, sheet.plain, \
+        sheet.long
+    write_string, write_number = ws.write_string, ws.write_number
     tallest = 1
-    for column, value in enumerate(values, start=1):
-        value = safe(value)
-        style = styles.get(column)
-        small = bool(layout and column in layout.small and value is not None)
-        if layout and isinstance(value, str) and len(value) * 1.8 > layout.widths[column - 1] - 1:
-            tallest = max(tallest, _lines(value, layout.widths[column - 1],
-                                          SIZE - 2 if column in layout.small else SIZE))
-        if style is None and not small and not isinstance(value, datetime) and not (
-                isinstance(value, str) and value.startswith("=")):
-            row.append(value)  # plain strings are stored as text; only "=" makes a formula
-            continue
-        cell = WriteOnlyCell(sheet, value=value)
-        if isinstance(value, str):
-            cell.data_type = "s"  # never a formula, whatever it starts with
-        cell._style = _style_of(sheet, style, small, isinstance(value, datetime))
-        row.append(cell)
+    for column, value in enumerate(values):
+        style = styles.get(column + 1) if styles else None
+        kind = type(value)
+        if kind not in _PLAIN:  # anything else is shown as its text
+            value, kind = str(value), str
+        if kind is str:
+            text: str = value  # type: ignore[assignment]
+            if not (text.isprintable() and len(text) <= MAX_TEXT):
+                text = safe(text)  # type: ignore[assignment]
+            if not text:
+                if style is not None:
+                    ws.write_blank(row, column, None, formats(style))
+                continue
+            if len(text) > long[column]:
+                lines = _lines(text, sheet.layout.widths[column], sheet.sizes[column])
+                if lines > tallest:
+                    tallest = lines
+            write_string(row, column, text,
+                         plain[column] if style is None else formats(style, small[column]))
+        elif value is None:
+            if style is not None:  # an empty cell keeps its fill (or bold, in a total)
+                ws.write_blank(row, column, None, formats(style))
+        elif kind is datetime:
+            ws.write_datetime(row, column, value, formats(style, small[column], True))
+        elif kind is bool:
+            ws.write_boolean(row, column, value,
+                             plain[column] if style is None else formats(style, small[column]))
+        else:
+            write_number(row, column, value,
+                         plain[column] if style is None else formats(style, small[column]))
     if tallest > 1:
-        # The streaming writer copies a row's XML attributes from this mapping: a plain
-        # dict instead of a RowDimension keeps 20,000 sized rows cheap.
-        dict.__setitem__(sheet.row_dimensions, number, _height(tallest))
-    sheet.append(row)
-    return number
+        ws.set_row_pixels(row, _height(tallest))
+    return row + 1
 
 
-def _sheet(book: Workbook, title: str, headers: list[str], settings: Settings,
-           updated: str) -> Worksheet:
+def _header_footer(text: str) -> str:
+    """Text as a page header or footer shows it ("&" starts a code there)."""
+    return text.replace("&", "&&")
+
+
+def _sheet(book: Workbook, formats: _Formats, title: str, headers: list[str],
+           settings: Settings, updated: str) -> _Sheet:
     """A sheet with its header row (frozen, repeated on every printed page) and its print
     layout: A4 landscape, the sheet's title and the board in the page header, when the
     figures were taken and the page number in the footer."""
     layout = LAYOUTS[title]
-    sheet = book.create_sheet(title)
-    sheet._intake_layout = layout  # type: ignore[attr-defined]
-    for index, width in enumerate(layout.widths, start=1):
-        column = sheet.column_dimensions[get_column_letter(index)]
-        column.width = width
-        column.alignment = _WRAP  # else viewers format the column's plain cells from it
-    sheet.freeze_panes = "A2"
-    print_setup(sheet, title_rows="1:1", fit_width=not layout.split_after, page_numbers=False,
-                left_cm=1.5, right_cm=1.0, top_cm=2.0, bottom_cm=1.6)
+    ws = book.add_worksheet(title)
+    for index, width in enumerate(layout.widths):
+        # In pixels, so the file holds ``width`` itself: the unit wrapped_lines counts in
+        # (set_column would add the cell's padding to it).
+        ws.set_column_pixels(index, index, width * _PIXELS)
+    ws.freeze_panes(1, 0)
+    # What sheets.layout.print_setup gives the official form, in XlsxWriter's words.
+    ws.set_landscape()
+    ws.set_paper(9)  # A4
+    ws.set_margins(left=1.5 * CM, right=1.0 * CM, top=2.0 * CM, bottom=1.6 * CM)
+    ws.center_horizontally()
+    ws.repeat_rows(0)
     if layout.split_after:  # whole columns per page at full size, not one shrunk page
-        sheet.page_setup.scale = layout.scale
-        sheet.page_setup.pageOrder = "overThenDown"
-        sheet.col_breaks.append(Break(id=layout.split_after))
-        sheet.print_title_cols = layout.repeat_columns
-    sheet.oddHeader.left.text = settings.board.full_name
-    sheet.oddHeader.center.text = "&B" + layout.title.format(year=settings.campaign.year)
-    sheet.oddFooter.left.text = f"Số liệu đến {updated}"
-    sheet.oddFooter.right.text = "Trang &P/&N"
-    for part in (sheet.oddHeader.left, sheet.oddHeader.center, sheet.oddFooter.left,
-                 sheet.oddFooter.right):
-        part.font, part.size = FONT_NAME, 9
-    head = {"font": _HEAD_FONT, "fill": _HEAD_FILL, "alignment": _HEAD_ALIGN}
+        ws.set_print_scale(layout.scale)
+        ws.print_across()
+        ws.set_v_pagebreaks([layout.split_after])
+        ws.repeat_columns(layout.repeat_columns)
+    else:
+        ws.fit_to_pages(1, 0)  # one page wide, as many down as needed
+    font = f'&"{FONT_NAME}"&9 '
+    title_line = layout.title.format(year=settings.campaign.year)
+    ws.set_header(f"&L{font}{_header_footer(settings.board.full_name)}"
+                  f"&C{font}&B{_header_footer(title_line)}", {"margin": 0.8 * CM})
+    ws.set_footer(f"&L{font}Số liệu đến {updated}&R{font}Trang &P/&N", {"margin": 0.8 * CM})
     lines = max(wrapped_lines(h, w, SIZE, SIZE, bold=True)
                 for h, w in zip(headers, layout.widths, strict=True))
-    sheet.row_dimensions[1].height = row_height(lines, SIZE)
-    sheet.row_dimensions[1].alignment = _WRAP
-    sheet._intake_rows = 1  # type: ignore[attr-defined]
-    sheet.append([_head_cell(sheet, h, head) for h in headers])
-    return sheet
+    ws.set_row_pixels(0, _height(lines))
+    head = formats(_HEAD)
+    for column, text in enumerate(headers):
+        ws.write_string(0, column, text, head)
+    return _Sheet(ws, layout, formats)
 
 
-def _head_cell(sheet: Worksheet, text: str, style: dict[str, object]) -> WriteOnlyCell:
-    cell = WriteOnlyCell(sheet, value=text)
-    for name, attribute in style.items():
-        setattr(cell, name, attribute)
-    return cell
+def _finish(sheet: _Sheet, columns: int) -> None:
+    """Filters in the header row, over every row written."""
+    sheet.ws.autofilter(0, 0, sheet.rows - 1, columns - 1)
 
 
-def _finish(sheet: Worksheet, columns: int) -> None:
-    rows = getattr(sheet, "_intake_rows", 1)
-    sheet.auto_filter.ref = f"A1:{get_column_letter(columns)}{rows}"
-
-
-def build(store: Store, reference: Reference, settings: Settings,
-          now: datetime | None = None) -> Workbook:
-    book = Workbook(write_only=True)
-    set_default_font(book, SIZE)
-    set_default_alignment(book, _WRAP)
+def build(store: Store, reference: Reference, settings: Settings, target: Path,
+          now: datetime | None = None) -> None:
+    """Write the workbook to ``target`` (which ``write`` then puts in place)."""
+    book = Workbook(str(target), {
+        "constant_memory": True,
+        "tmpdir": str(target.parent),  # the rows being written stay beside the data
+        "default_format_properties": _DEFAULT,
+        # Cells are written by type (write_string…), never guessed from text; these only
+        # make sure no later write() can turn a sender's text into a formula or a link.
+        "strings_to_formulas": False, "strings_to_urls": False, "strings_to_numbers": False,
+    })
+    formats = _Formats(book)
     names = {code: unit.name for code, unit in reference.units.items()}
     updated = short_time(now or datetime.now(TZ))
 
-    summary = _sheet(book, SHEETS[0], SUMMARY, settings, updated)
+    summary = _sheet(book, formats, SHEETS[0], SUMMARY, settings, updated)
     figures = units.summaries(store, reference)
     for item in figures:
-        styles: Styles = {10: {"number_format": "0%"}}
+        styles: Styles = {10: _PERCENT}
         if item.invalid:
-            styles[9] = {"fill": _ERROR_FILL}
+            styles[9] = _ERROR_FILL
         if item.late:
-            styles[5] = {"fill": _LATE_FILL}
+            styles[5] = _LATE_FILL
         _append(summary, [item.unit.name, status_label(item.status), item.submissions,
                           local(item.received_at), "Trễ hạn" if item.late else "", item.valid,
                           item.provincial, item.district, item.invalid, item.coverage], styles)
     last = len(figures) + 1
-    bold = {"font": _HEAD_FONT}
     _append(summary, ["Tổng cộng", "", sum(i.submissions for i in figures), None, "",
                       sum(i.valid for i in figures), sum(i.provincial for i in figures),
                       sum(i.district for i in figures), sum(i.invalid for i in figures),
-                      None], dict.fromkeys(range(1, 11), bold))
-    summary.auto_filter.ref = f"A1:J{last}"
-    chart = BarChart()
-    chart.type = "col"
-    chart.grouping = "stacked"
-    chart.overlap = 100
-    chart.title = "Số Chi đoàn đăng ký hợp lệ theo đơn vị"
-    chart.y_axis.title = "Số Chi đoàn"
-    data = ChartRef(summary, min_col=7, max_col=8, min_row=1, max_row=last)
-    chart.add_data(data, titles_from_data=True)
-    chart.set_categories(ChartRef(summary, min_col=1, min_row=2, max_row=last))
-    chart.width, chart.height = 24, 10
-    summary.add_chart(chart, f"A{last + 3}")
+                      None], dict.fromkeys(range(1, 11), _BOLD))
+    summary.ws.autofilter(0, 0, last - 1, 9)  # the units, not the totals row
+    chart = book.add_chart({"type": "column", "subtype": "stacked"})
+    for column in (6, 7):  # Cấp tỉnh, Cấp huyện (G, H) stacked, one bar per unit
+        chart.add_series({"name": [SHEETS[0], 0, column],
+                          "categories": [SHEETS[0], 1, 0, last - 1, 0],
+                          "values": [SHEETS[0], 1, column, last - 1, column],
+                          "overlap": 100})
+    chart.set_title({"name": "Số Chi đoàn đăng ký hợp lệ theo đơn vị"})
+    chart.set_y_axis({"name": "Số Chi đoàn"})
+    # As wide as the table above it, so that it ends where column K starts whatever
+    # widths a viewer gives the columns (XlsxWriter anchors a chart to cells), and 10 cm
+    # high.
+    chart.set_size({"width": sum(LAYOUTS[SHEETS[0]].widths) * _PIXELS,
+                    "height": round(10 * 96 / 2.54)})
+    summary.ws.insert_chart(last + 2, 0, chart)
 
     order = {code: i for i, code in enumerate(
         sorted(names, key=lambda c: vietnamese_sort_key(names[c])))}
-    listing = _sheet(book, SHEETS[1], ROWS, settings, updated)
+    listing = _sheet(book, formats, SHEETS[1], ROWS, settings, updated)
     rows = submissions.current_rows(store)
     rows.sort(key=lambda r: (order.get(r["unit_code"], 99), vietnamese_sort_key(r["commune"]),
                              r["received_at"], r["file"], r["sheet"], r["row_number"]))
-    invalid: Styles = {12: {"fill": _ERROR_FILL}, 13: {"fill": _ERROR_FILL}}
+    invalid: Styles = {12: _ERROR_FILL, 13: _ERROR_FILL}
     for r in rows:
         _append(listing, [
             names.get(r["unit_code"], r["unit_code"]), r["commune"], r["branch"], r["party_cell"],
@@ -295,7 +339,7 @@ def build(store: Store, reference: Reference, settings: Settings,
             r["row_number"], local(r["received_at"])], None if r["valid"] else invalid)
     _finish(listing, len(ROWS))
 
-    errors = _sheet(book, SHEETS[2], FINDINGS, settings, updated)
+    errors = _sheet(book, formats, SHEETS[2], FINDINGS, settings, updated)
     found = submissions.current_findings(store)
     found.sort(key=lambda f: (order.get(f["unit_code"], 99), f["submission"], f["file"],
                               f["sheet"], f["row_number"] or 0, f["column_letter"]))
@@ -308,20 +352,20 @@ def build(store: Store, reference: Reference, settings: Settings,
                          LEVEL_LABELS.get(f["level"], f["level"]), text])
     _finish(errors, len(FINDINGS))
 
-    cover = _sheet(book, SHEETS[3], COVERAGE, settings, updated)
+    cover = _sheet(book, formats, SHEETS[3], COVERAGE, settings, updated)
     for item in figures:  # in Vietnamese unit order, coverage as decided at filing
         for commune in item.communes:
             _append(cover, [item.unit.name, commune.name, commune.title, commune.hamlets,
                             commune.registered, ", ".join(commune.missing_names)],
-                    {6: {"fill": _ERROR_FILL}} if commune.missing else None)
+                    {6: _ERROR_FILL} if commune.missing else None)
     _finish(cover, len(COVERAGE))
 
-    log = _sheet(book, SHEETS[4], LOG, settings, updated)
+    log = _sheet(book, formats, SHEETS[4], LOG, settings, updated)
     replies: dict[int, list[str]] = {}
     for o in outbox.by_message(store):
         replies.setdefault(o["message"], []).append(
             f"{outbox_label(o['state']).capitalize()}: {kind_label(o['kind'])}")
-    late: Styles = {1: {"fill": _LATE_FILL, "number_format": _DATE}}
+    late: Styles = {1: _LATE_FILL}  # a date: _append gives it the date format
     decided: dict[int, list[str]] = {}  # staff decisions on one message, beside it
     entries: list[tuple[str, int, list[object], Styles | None]] = []
     for a in events.actions(store):
@@ -350,14 +394,15 @@ def build(store: Store, reference: Reference, settings: Settings,
     for _at, _kind, values, styles in entries:
         _append(log, values, styles)
     _finish(log, len(LOG))
-    return book
+    book.close()
 
 
 def write(store: Store, reference: Reference, settings: Settings) -> Path:
-    """Build and replace the workbook atomically (same folder temp file, then rename)."""
+    """Build and replace the workbook atomically: a temp file in the same folder, flushed
+    to disk, then renamed over the old one, so a reader or a crash sees either the old
+    workbook or the new one, whole."""
     path = settings.paths.workbook
     path.parent.mkdir(parents=True, exist_ok=True)
-    book = build(store, reference, settings)
     for stale in path.parent.glob(".~intake-*.xlsx"):  # left by a process that was killed
         with contextlib.suppress(OSError):
             if time.time() - stale.stat().st_mtime > 600:
@@ -368,7 +413,9 @@ def write(store: Store, reference: Reference, settings: Settings) -> Path:
         # mkstemp makes it 0600: give it the mode every other data file has (umask), so
         # staff in the service's group can open it like the store and the archive.
         os.chmod(temp, file_mode())
-        book.save(temp)
+        build(store, reference, settings, Path(temp))
+        with open(temp, "rb") as written:
+            os.fsync(written.fileno())
         os.replace(temp, path)
     except BaseException:
         Path(temp).unlink(missing_ok=True)

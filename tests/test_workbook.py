@@ -55,6 +55,58 @@ def test_sheets_headers_and_formula_safety(tmp_path: Path, reference):
     assert isinstance(cho_lach[3], datetime)
 
 
+def test_formats_print_setup_and_chart_survive_the_streaming_writer(tmp_path: Path):
+    """What the workbook looks like, read back: the fills, formats, fonts, sizes, print
+    setup and chart that the writer has to give each sheet by hand."""
+    from intake.demo import sample_mail
+    from intake.workbook import LAYOUTS
+
+    settings = make_settings(tmp_path)
+    file_offline(settings, sample_mail(settings))  # corrections, late, additions…
+    book = load_workbook(rebuild(settings))
+    error, late = "FFE0E0", "FFF2CC"  # RGB (the alpha byte differs from writer to writer)
+
+    def fill(cell) -> str | None:
+        return cell.fill.fgColor.rgb[-6:] if cell.fill.fill_type == "solid" else None
+
+    for sheet in book.worksheets:
+        layout = LAYOUTS[sheet.title]
+        widths = {c: d.width for d in sheet.column_dimensions.values()  # ranges (G:H)
+                  for c in range(d.min, d.max + 1)}
+        assert [widths[c] for c in range(1, len(layout.widths) + 1)] == list(layout.widths)
+        assert sheet.auto_filter.ref.startswith("A1:") and sheet.print_title_rows == "$1:$1"
+        assert (sheet.page_setup.orientation, sheet.page_setup.paperSize) == ("landscape", 9)
+        assert sheet.print_options.horizontalCentered
+        assert (sheet.oddHeader.left.font, sheet.oddHeader.left.size) == ("Times New Roman", 9)
+        assert sheet.oddHeader.center.text.startswith("&B")
+        assert sheet.oddFooter.right.text == "Trang &P/&N"
+        assert {c.font.name for row in sheet.iter_rows(max_row=5) for c in row if c.value
+                is not None} == {"Times New Roman"}, sheet.title
+        assert sheet.row_dimensions[1].height > 15  # the header row, sized to its text
+    listing = book["Danh sách"]
+    assert (listing.print_title_cols, [b.id for b in listing.col_breaks.brk]) == ("$A:$C", [10])
+    assert (listing.page_setup.scale, listing.page_setup.pageOrder) == (85, "overThenDown")
+    assert book["Tổng hợp"].sheet_properties.pageSetUpPr.fitToPage
+    rows = list(listing.iter_rows(min_row=2))
+    wrong = [r for r in rows if r[11].value == "Lỗi"]
+    right = [r for r in rows if r[11].value == "Hợp lệ"]
+    assert wrong and right
+    assert {(fill(r[11]), fill(r[12])) for r in wrong} == {(error, error)}
+    assert {fill(r[11]) for r in right} == {None}
+    assert all(isinstance(r[15].value, datetime) and r[15].number_format == "dd/mm/yyyy hh:mm"
+               for r in rows)
+    assert {(r[0].alignment.vertical, r[0].alignment.wrap_text) for r in rows} == {("top", True)}
+    assert book["Lỗi"]["F2"].font.sz == 9 and book["Lỗi"]["H2"].font.sz == 11  # codes smaller
+    summary = list(book["Tổng hợp"].iter_rows(min_row=2))
+    assert {r[9].number_format for r in summary[:-1]} == {"0%"}
+    assert any(r[4].value == "Trễ hạn" and fill(r[4]) == late for r in summary)
+    assert all(fill(r[8]) == error for r in summary[:-1] if r[8].value)
+    assert all(c.font.b for c in summary[-1])  # the totals row, every cell
+    [chart] = book["Tổng hợp"]._charts
+    assert (chart.type, chart.grouping, len(chart.series)) == ("col", "stacked", 2)
+    assert any(fill(r[0]) == late for r in book["Nhật ký"].iter_rows(min_row=2))
+
+
 def test_coverage_sheet_counts_a_partial_submission(tmp_path: Path, reference):
     settings = make_settings(tmp_path, rules={"require_sender_auth": False})
     unit = reference.units["CL"]

@@ -15,8 +15,7 @@ import unicodedata
 from functools import lru_cache
 
 from openpyxl import Workbook
-from openpyxl.styles import Alignment, Font
-from openpyxl.styles.cell_style import StyleArray
+from openpyxl.styles import Font
 from openpyxl.utils.indexed_list import IndexedList
 from openpyxl.worksheet.page import PageMargins
 from openpyxl.worksheet.properties import PageSetupProperties
@@ -36,20 +35,6 @@ def set_default_font(book: Workbook, size: float) -> Font:
     book._fonts = IndexedList([font])  # index 0 is the font of every unstyled cell
     book._named_styles["Normal"].font = font
     return font
-
-
-def set_default_alignment(book: Workbook, alignment: Alignment) -> None:
-    """Give every unstyled cell ``alignment`` (the workbook's first cell format).
-
-    A tall row (one wrapped cell) reads best with every cell at the top; styling each of
-    20,000 rows' cells one by one would cost the streaming writer its speed. Cells that
-    do get a style must then name their alignment themselves.
-    """
-    book._alignments = IndexedList([Alignment(), alignment])
-    book._named_styles["Normal"].alignment = alignment  # LibreOffice reads it from here
-    first = StyleArray()
-    first.alignmentId = 1
-    book._cell_styles = IndexedList([first])
 
 
 # Advance widths of Times New Roman (and of Liberation Serif, metric-compatible), in
@@ -79,7 +64,7 @@ def _char_width(char: str) -> float:
 
 def text_width(text: str, bold: bool = False) -> float:
     """Estimated width of ``text`` in digit widths (bold is about 8 % wider)."""
-    return sum(_char_width(c) for c in text) * (1.08 if bold else 1.0)
+    return sum(map(_char_width, text)) * (1.08 if bold else 1.0)
 
 
 def wrapped_lines(text: object, width: float, size: float = 11, base: float = 11,
@@ -93,7 +78,8 @@ def wrapped_lines(text: object, width: float, size: float = 11, base: float = 11
     digit_px, text_digit_px = math.floor(base * 2 / 3), size * 2 / 3
     room = max((width * digit_px + 1) / text_digit_px, 1.0)
     text = str(text)
-    if len(text) * 2.0 <= room and "\n" not in text:  # fits whatever its letters
+    if "\n" not in text and (len(text) * 2.0 <= room  # fits whatever its letters
+                             or text_width(text, bold) <= room):  # fits, spaces included
         return 1
     lines = 0
     for paragraph in text.split("\n"):
