@@ -57,6 +57,12 @@ def fill(store, reference, rows: int) -> None:
                            " (?,?,?,?,?,?,?,?,?,?)",
                            (submission, row, code, "DS.xlsx", "Danh sách", number + 8, "D",
                             "ROW_MEMBERS_INVALID", "error", "Số lượng đoàn viên không hợp lệ"))
+        # Each unit's state, as filing stores it (the summary and coverage sheets read it).
+        from intake.store import submissions
+        from intake.store import units as states
+
+        for code in units:
+            states.save(store, code, reference.coverage(code, submissions.registered(store, code)))
 
 
 def _hwm_kb() -> int:
