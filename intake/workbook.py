@@ -326,9 +326,7 @@ def build(store: Store, reference: Reference, settings: Settings, target: Path,
     order = {code: i for i, code in enumerate(
         sorted(names, key=lambda c: vietnamese_sort_key(names[c])))}
     listing = _sheet(book, formats, SHEETS[1], ROWS, settings, updated)
-    rows = submissions.current_rows(store)
-    rows.sort(key=lambda r: (order.get(r["unit_code"], 99), vietnamese_sort_key(r["commune"]),
-                             r["received_at"], r["file"], r["sheet"], r["row_number"]))
+    rows = submissions.current_rows_in_order(store, order, vietnamese_sort_key)
     invalid: Styles = {12: _ERROR_FILL, 13: _ERROR_FILL}
     for r in rows:
         _append(listing, [
@@ -340,9 +338,7 @@ def build(store: Store, reference: Reference, settings: Settings, target: Path,
     _finish(listing, len(ROWS))
 
     errors = _sheet(book, formats, SHEETS[2], FINDINGS, settings, updated)
-    found = submissions.current_findings(store)
-    found.sort(key=lambda f: (order.get(f["unit_code"], 99), f["submission"], f["file"],
-                              f["sheet"], f["row_number"] or 0, f["column_letter"]))
+    found = submissions.current_findings_in_order(store, order)
     for f in found:
         # The suggestion the reply gave, after the message: staff can answer a unit's call
         # with the same words (the contract's columns stay as they are).

@@ -7,7 +7,7 @@ A unit's *current* list is its rows with ``current=1``: a full list replaces the
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from sqlite3 import Row
 
 from .db import Store
@@ -124,6 +124,37 @@ def current_rows(store: Store, unit_code: str | None = None) -> list[Row]:
     if unit_code is None:
         return store.query("SELECT * FROM rows WHERE current=1")
     return store.query("SELECT * FROM rows WHERE unit_code=? AND current=1", (unit_code,))
+
+
+def current_rows_in_order(store: Store, unit_rank: dict[str, int],
+                          commune_key: Callable[[str], object]) -> Iterator[Row]:
+    """Every current row, streamed in the workbook's order: units by ``unit_rank``, then
+    communes by ``commune_key`` (Vietnamese order), then as received. SQLite sorts, so a
+    national campaign's 100k rows are never all held in Python at once."""
+    communes = sorted((r[0] for r in store.query("SELECT DISTINCT commune FROM rows"
+                                                  " WHERE current=1")), key=commune_key)
+    commune_rank = {name: i for i, name in enumerate(communes)}
+    _rank_functions(store, unit_rank, commune_rank)
+    yield from store.db.execute(
+        "SELECT * FROM rows WHERE current=1 ORDER BY intake_unit_rank(unit_code),"
+        " intake_commune_rank(commune), received_at, file, sheet, row_number")
+
+
+def current_findings_in_order(store: Store, unit_rank: dict[str, int]) -> Iterator[Row]:
+    """Every current finding, streamed: by unit, then by submission, file, sheet, cell."""
+    _rank_functions(store, unit_rank, {})
+    yield from store.db.execute(
+        "SELECT * FROM findings WHERE current=1 ORDER BY intake_unit_rank(unit_code),"
+        " submission, file, sheet, COALESCE(row_number, 0), column_letter")
+
+
+def _rank_functions(store: Store, unit_rank: dict[str, int], commune_rank: dict[str, int]
+                    ) -> None:
+    last = len(unit_rank)
+    store.db.create_function("intake_unit_rank", 1, lambda code: unit_rank.get(code, last),
+                             deterministic=True)
+    store.db.create_function("intake_commune_rank", 1, lambda name: commune_rank.get(name, 0),
+                             deterministic=True)
 
 
 def current_findings(store: Store, unit_code: str | None = None, *,
