@@ -27,10 +27,11 @@ from .mail.oauth import imap_secret
 from .recheck import notice_reference_change, restore_unit_states
 from .reference import Reference, Unit, load_reference
 from .replies import check_templates
-from .store import Stage, Store, events, messages, open_store, submissions
+from .store import Store, messages, open_store, submissions
 from .workbook import write as write_workbook
 
 log = logging.getLogger(__name__)
+
 
 @dataclass
 class CycleResult:
@@ -51,6 +52,7 @@ class Pipeline:
         self.reference = reference or load_reference(settings.paths.reference_dir)
         self.templates = check_templates(settings.paths.templates_dir)
         self.filer = Filer(settings, self.reference, self.templates, self.store)
+        self.unit_for = partial(staff.unit_for, self.reference, self.store)
         # ROW_CONFLICT is checked while the report is built, against the store as it is
         # just before the message is filed (the same turn of the cycle lock).
         self.decider = Decider(settings, self.reference, self.unit_for,
@@ -94,20 +96,7 @@ class Pipeline:
                 imap.ensure_folder(box, folder)
             folder = settings.mailbox.folder
             validity = imap.select(box, folder)
-            last_uid, since = sync.high_water(self.store, settings, box, folder, validity)
-            if backlog:
-                known = messages.known_uids(self.store, folder, validity)
-                uids, since = [u for u in imap.all_uids(box) if u not in known], None
-            else:
-                uids = imap.uids_after(box, last_uid)
-            for start in range(0, len(uids), settings.mailbox.batch_size):
-                batch = uids[start:start + settings.mailbox.batch_size]
-                for item in imap.fetch(box, batch, settings.limits.max_message_bytes):
-                    if since and item.internal_date and item.internal_date < since:
-                        sync.skip_old(self.store, folder, item.uid)
-                        continue
-                    result.fetched += 1
-                    sync.record(self.store, settings, folder, validity, item)
+            result.fetched = sync.take_new(self.store, settings, box, folder, validity, backlog)
             self.process_pending(result)
             result.set_aside = staff.set_aside(self)
             result.sent = smtp.deliver(self.store, settings)
@@ -118,7 +107,6 @@ class Pipeline:
             except MailboxError as exc:  # released messages move at the next cycle
                 result.errors.append(str(exc))
 
-
     def process_pending(self, result: CycleResult) -> None:
         """Decide and file every recorded message, whatever folder or UIDVALIDITY it was
         recorded under (work left by a crash is finished even after a renumbering)."""
@@ -126,7 +114,9 @@ class Pipeline:
         for row in pending:
             try:
                 if row["duplicate_of"] is not None:
-                    self._settle_duplicate(row)
+                    # a copy waits for its twin; once the twin is filed, it is ignored
+                    with self.store.transaction():
+                        messages.settle_copy(self.store, int(row["id"]), int(row["duplicate_of"]))
                     continue
                 raw = archive.read(self.settings.paths.data_dir, row["archive"])
                 outcome = self.decide(raw, datetime.fromisoformat(row["received_at"]))
@@ -147,14 +137,15 @@ class Pipeline:
                 log.exception("processing failed uid=%s", row["uid"])
                 self._failed(row, exc, result)
 
-    def _settle_duplicate(self, row) -> None:
-        """A second copy waits for its twin: once the twin is filed, the copy is ignored;
-        until then it stays pending (a copy is a duplicate only of a twin that was filed)."""
-        with self.store.transaction():
-            twin = messages.stage_of(self.store, int(row["duplicate_of"]))
-            if twin is None or twin == Stage.RECORDED:
-                return
-            messages.settle_duplicate(self.store, int(row["id"]))
+    # The two steps as methods: staff actions run them as the cycle does, and tests break
+    # them on purpose to prove that one bad message never stops the others.
+    def decide(self, raw: bytes, received: datetime, trusted_unit: Unit | None = None
+               ) -> Outcome:
+        return self.decider.decide(raw, received, trusted_unit)
+
+    def file(self, row, outcome: Outcome, release: dict[str, str] | None = None
+             ) -> Filing | None:
+        return self.filer.file(row, outcome, release)
 
     def _failed(self, row, exc: Exception, result: CycleResult) -> None:
         attempts = int(row["attempts"]) + 1
@@ -164,25 +155,6 @@ class Pipeline:
                 if attempts >= self.settings.mailbox.max_attempts else "")
         with self.store.transaction():
             messages.failed(self.store, int(row["id"]), attempts, error, hold=hold)
-
-
-    def unit_for(self, address: str) -> Unit | None:
-        """The unit of a sender: units.csv, or an address staff added (``intake assign``)."""
-        unit = self.reference.unit_for_address(address)
-        if unit is None and address:
-            code = events.unit_of_address(self.store, address)
-            unit = self.reference.units.get(code) if code else None
-        return unit
-
-    # -- the steps, for staff actions (same code as the cycle) -------------------------
-
-    def decide(self, raw: bytes, received: datetime, trusted_unit: Unit | None = None
-               ) -> Outcome:
-        return self.decider.decide(raw, received, trusted_unit)
-
-    def file(self, row, outcome: Outcome, release: dict[str, str] | None = None
-             ) -> Filing | None:
-        return self.filer.file(row, outcome, release)
 
 
 def rebuild(settings: Settings) -> Path:

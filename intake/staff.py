@@ -38,6 +38,8 @@ if TYPE_CHECKING:
     from imap_tools import BaseMailBox as MailBox
 
     from .pipeline import Pipeline
+    from .reference import Reference, Unit
+    from .store import Store
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +132,15 @@ def _waiting(row) -> Waiting:
         reason = f"{reason}: {row['error']}" if reason else row["error"]
     return Waiting(int(row["id"]), row["token"] or "", row["status"], row["received_at"],
                    row["sender"], row["subject"], reason, row["attachments"])
+
+
+def unit_for(reference: Reference, store: Store, address: str) -> Unit | None:
+    """The unit of a sender: units.csv, or an address staff added (``intake assign``)."""
+    unit = reference.unit_for_address(address)
+    if unit is None and address:
+        code = events.unit_of_address(store, address)
+        unit = reference.units.get(code) if code else None
+    return unit
 
 
 def waiting(store) -> list[Waiting]:

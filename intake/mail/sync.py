@@ -63,6 +63,29 @@ def high_water(store: Store, settings: Settings, box: MailBox, folder: str,
         return 0, since
     return int(row["last_uid"]), since
 
+def take_new(store: Store, settings: Settings, box: MailBox, folder: str, validity: int,
+             backlog: bool = False) -> int:
+    """Fetch and record the new messages of the selected folder, in batches; mail from
+    before the first start is left alone unless ``backlog`` asks for it. Returns how
+    many were recorded."""
+    last_uid, since = high_water(store, settings, box, folder, validity)
+    if backlog:
+        known = messages.known_uids(store, folder, validity)
+        uids, since = [u for u in imap.all_uids(box) if u not in known], None
+    else:
+        uids = imap.uids_after(box, last_uid)
+    taken = 0
+    size = settings.mailbox.batch_size
+    for start in range(0, len(uids), size):
+        for item in imap.fetch(box, uids[start:start + size], settings.limits.max_message_bytes):
+            if since and item.internal_date and item.internal_date < since:
+                skip_old(store, folder, item.uid)
+                continue
+            taken += 1
+            record(store, settings, folder, validity, item)
+    return taken
+
+
 def skip_old(store: Store, folder: str, uid: int) -> None:
     """A message from before the first start: only the high-water mark moves past it."""
     with store.transaction():

@@ -82,10 +82,14 @@ def stage_of(store: Store, message: int) -> str | None:
     return row[0] if row else None
 
 
-def settle_duplicate(store: Store, message: int) -> None:
-    store.db.execute("UPDATE messages SET status=?, detail='thư trùng lặp', stage=?"
-                     " WHERE id=? AND stage=?",
-                     (Status.IGNORED, Stage.FILED, message, Stage.RECORDED))
+def settle_copy(store: Store, message: int, twin: int) -> None:
+    """A second copy of a message is ignored once its twin is filed; until then it stays
+    pending (a copy is a duplicate only of a twin that was filed)."""
+    stage = stage_of(store, twin)
+    if stage is not None and stage != Stage.RECORDED:
+        store.db.execute("UPDATE messages SET status=?, detail='thư trùng lặp', stage=?"
+                         " WHERE id=? AND stage=?",
+                         (Status.IGNORED, Stage.FILED, message, Stage.RECORDED))
 
 
 def failed(store: Store, message: int, attempts: int, error: str, *, hold: str = "") -> None:
