@@ -157,3 +157,34 @@ def test_an_attachment_named_by_an_unquoted_encoded_word_keeps_its_name():
     assert ignored[0] == "Danh sách.pdf"  # base64 of "Danh sách.pdf", decoded by hand
     assert ignored[1].startswith("tep-dinh-kem")  # nameless, yet never dropped silently
     assert unreadable_candidates(ignored) == ["Danh sách.pdf"]
+
+
+@pytest.mark.parametrize(("headers", "reason"), [
+    ({"X-Apple-Action": "VACATION"}, "auto-reply header"),
+    ({"Subject": "Trả lời tự động: Danh sách Chi đoàn"}, "auto-reply subject"),
+    ({"Subject": "Automatic reply: Danh sách"}, "auto-reply subject"),
+    ({"Subject": "Out of Office: vắng mặt đến 20/02"}, "auto-reply subject"),
+    ({"Mailing-List": "contact x-help@lists.example.org; run by ezmlm"}, "mailing list"),
+    ({"Sender": "ppp-admin@lists.example.org"}, "mailing list"),
+    ({"From": "ppp-request@lists.example.org"}, "mailing list"),
+    ({"From": "ne-pas-repondre@example.fr"}, "mailer-daemon"),
+])
+def test_machine_mail_is_recognised_and_never_answered(headers, reason):
+    """Vacation replies, list traffic and no-reply senders marked in the ways real
+    responders and list software mark them (found in the mail corpus)."""
+    message = EmailMessage()
+    message["From"] = headers.pop("From", "huyendoan@example.org")
+    message["Subject"] = headers.pop("Subject", "Danh sách Chi đoàn kiểu mẫu")
+    for name, value in headers.items():
+        message[name] = value
+    message.set_content("Nội dung")
+    assert envelope(parse(message.as_bytes()), set(), "mx.google.com", set()).auto_reason == reason
+
+
+@pytest.mark.parametrize("subject", ["Danh sách Chi đoàn kiểu mẫu (bổ sung)",
+                                     "Re: Automatic reply: Danh sách", "Tự động hóa danh sách"])
+def test_a_units_own_subject_is_not_taken_for_an_auto_reply(subject):
+    message = EmailMessage()
+    message["From"], message["Subject"] = "huyendoan@example.org", subject
+    message.set_content("Kính gửi Ban")
+    assert envelope(parse(message.as_bytes()), set(), "mx.google.com", set()).auto_reason == ""
