@@ -236,16 +236,21 @@ def _tell_staff(pipeline: Pipeline, result: RecheckResult, key: str) -> None:
 
 def restore_unit_states(pipeline: Pipeline) -> RecheckResult | None:
     """Units whose state was never stored (a store from before states were kept) get it
-    by replaying their lists, as a recheck does; nobody is answered. The caller holds the
-    lock. None when every unit with a list already has its state."""
-    missing = [c for c in units.unsaved(pipeline.store) if c in pipeline.reference.units]
-    changes: list[UnitChange] = []
-    for code in missing:
-        changes += recheck(pipeline, unit_code=code, notify=False,
-                           actor="hệ thống (bổ sung số liệu đơn vị)").changes
-    if missing:
-        log.info("unit states restored for %s", ", ".join(missing))
-    return RecheckResult(changes) if missing else None
+    from the list the store holds, as filing would have stored it (``units.save``):
+    nothing is read from the archive or checked again, so a lost archived file or a rule
+    changed since cannot stop a cycle or ``intake rebuild``, and no row is filed twice.
+    Nobody is answered. The caller holds the lock. None when every unit with a list
+    already has its state."""
+    store = pipeline.store
+    missing = [c for c in units.unsaved(store) if c in pipeline.reference.units]
+    if not missing:
+        return None
+    with store.transaction():
+        for code in missing:
+            registered = submissions.registered(store, code)
+            units.save(store, code, pipeline.reference.coverage(code, registered))
+    log.info("unit states restored for %s", ", ".join(missing))
+    return RecheckResult([])
 
 
 def notice_reference_change(pipeline: Pipeline) -> RecheckResult | None:

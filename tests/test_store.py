@@ -87,7 +87,7 @@ def test_unit_state_is_stored_at_filing(tmp_path, reference):
 
 def test_a_store_from_before_unit_states_gets_them_back(tmp_path, reference):
     """A schema-4 store (lists filed, no unit_states) is migrated, and `intake rebuild`
-    restores each unit's state by replaying its lists: the workbook shows them."""
+    restores each unit's state from the lists it holds: the workbook shows them."""
     settings = make_settings(tmp_path, rules={"require_sender_auth": False})
     unit, rows = _file_list(settings, reference, "TPBT")
     path = settings.paths.data_dir / "intake.sqlite3"
@@ -107,3 +107,28 @@ def test_a_store_from_before_unit_states_gets_them_back(tmp_path, reference):
     assert summary[unit.name][5] == len(rows)
     with open_store(settings.paths.data_dir) as store:
         assert units.unsaved(store) == []
+
+
+def test_restoring_unit_states_reads_the_store_not_the_archive(tmp_path, reference):
+    """A schema-4 store gets its unit states from the lists it holds, as filing would have
+    stored them: nothing is read or checked again, so an archived file that is gone (or a
+    rule changed since) neither stops `intake rebuild` (and every cycle) nor re-files rows."""
+    settings = make_settings(tmp_path, rules={"require_sender_auth": False})
+    unit, rows = _file_list(settings, reference, "CL", leave_out_one=True)
+    with open_store(settings.paths.data_dir) as store:
+        [filed] = [s for s in units.summaries(store, reference) if s.unit.code == "CL"]
+        kept = [Path(settings.paths.data_dir / r["path"]) for r in
+                store.query("SELECT path FROM files")]
+        stored_rows = store.one("SELECT COUNT(*) FROM rows")[0]
+        store.db.execute("DELETE FROM unit_states")  # as a store from before schema 5
+    for path in kept:
+        path.unlink()
+    workbook = rebuild(settings)
+    with open_store(settings.paths.data_dir) as store:
+        assert units.unsaved(store) == []
+        [again] = [s for s in units.summaries(store, reference) if s.unit.code == "CL"]
+        assert store.one("SELECT COUNT(*) FROM rows")[0] == stored_rows
+    assert again == filed and again.status == Status.NEEDS_CORRECTION
+    summary = {r[0]: r for r in load_workbook(workbook)["Tổng hợp"].iter_rows(
+        min_row=2, values_only=True)}
+    assert summary[unit.name][5] == len(rows)
