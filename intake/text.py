@@ -60,10 +60,12 @@ def _clean(value: object) -> str:
     return _SPACES.sub(" ", text).strip()
 
 
-# In a file name: path separators, what Windows forbids, and control characters (C0, DEL
-# and C1) become "_"; invisible format characters (zero-width, BOM, the direction
-# overrides that make a name read backwards) are dropped: the sender never saw them.
-_UNSAFE_IN_NAME = re.compile(r'[\x00-\x1f\x7f-\x9f<>:"/\\|?*]+')
+# In a file name: path separators, what Windows forbids, control characters (C0, DEL
+# and C1) and lone surrogates (a UTF-7 or raw-unicode-escape name can spell one; no file
+# system, SQLite or UTF-8 takes it) become "_"; invisible format characters (zero-width,
+# BOM, the direction overrides that make a name read backwards) are dropped: the sender
+# never saw them.
+_UNSAFE_IN_NAME = re.compile(r'[\x00-\x1f\x7f-\x9f\ud800-\udfff<>:"/\\|?*]+')
 _INVISIBLE_IN_NAME = re.compile(r"[\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
 # Names Windows keeps for devices, whatever follows the first dot ("nul.xlsx" too).
 _RESERVED_NAMES = frozenset({"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)),

@@ -188,3 +188,27 @@ def test_a_units_own_subject_is_not_taken_for_an_auto_reply(subject):
     message["From"], message["Subject"] = "huyendoan@example.org", subject
     message.set_content("Kính gửi Ban")
     assert envelope(parse(message.as_bytes()), set(), "mx.google.com", set()).auto_reason == ""
+
+
+@pytest.mark.parametrize("header", [
+    b"Content-Disposition: attachment; filename==?utf-7?Q?+2AA-x.xlsx?=",  # raw fallback
+    b'Content-Disposition: attachment; filename="=?utf-7?Q?+2AA-x.xlsx?="',
+    b"Content-Disposition: attachment; filename*=utf-7''%2B2AA-x.xlsx",
+    b"Content-Disposition: attachment; filename==?raw-unicode-escape?Q?=5Cud800x.xlsx?=",
+])
+def test_an_attachment_name_decoding_to_a_lone_surrogate_is_made_safe(header):
+    """Charsets that can spell a lone surrogate (UTF-7, raw-unicode-escape) must not make
+    extract() raise: the message would fail at every attempt, then be held for ever."""
+    from email import message_from_bytes, policy
+
+    from intake.mail.attachments import extract
+
+    raw = (b"From: a@example.org\r\nMIME-Version: 1.0\r\n"
+           b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\n'
+           b"Content-Type: text/plain\r\n\r\nxin gui\r\n--b\r\n"
+           b"Content-Type: application/octet-stream\r\n" + header + b"\r\n"
+           b"Content-Transfer-Encoding: base64\r\n\r\nUEsDBA==\r\n--b--\r\n")
+    sheets, ignored = extract(message_from_bytes(raw, policy=policy.default), 5)
+    names = [s.name for s in sheets] + ignored
+    assert len(names) == 1
+    names[0].encode("utf-8")  # no surrogate left

@@ -141,3 +141,11 @@ def test_safe_filename_stays_short_for_a_decomposed_long_name():
 ])
 def test_safe_filename_avoids_windows_device_names(name, safe):
     assert safe_filename(name) == safe
+
+
+def test_safe_filename_takes_lone_surrogates():
+    """A name decoded from UTF-7 ("+2AA-") or raw-unicode-escape may hold a lone surrogate,
+    which no file system, SQLite or UTF-8 accepts: it becomes "_", like a control."""
+    assert safe_filename("\ud800x.xlsx") == "x.xlsx"
+    assert safe_filename("a\udcffb.xlsx") == "a_b.xlsx"
+    assert safe_filename("x" * 200 + "\ud800.xlsx") == "x" * 115 + ".xlsx"  # capped

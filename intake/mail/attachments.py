@@ -57,6 +57,19 @@ def _raw_filename(part: Message) -> str:
     return ""
 
 
+def _disposition(part: Message) -> str:
+    """"attachment", "inline" or ""; from the header as written when the parser cannot
+    read its parameters (a name in UTF-7 that spells a lone surrogate)."""
+    try:
+        return (part.get_content_disposition() or "").lower()
+    except Exception as exc:
+        log.warning("content disposition could not be parsed (%s: %s)", type(exc).__name__, exc)
+    for key, value in getattr(part, "raw_items", part.items)():
+        if key.lower() == "content-disposition":
+            return str(value).split(";", 1)[0].strip().lower()
+    return ""
+
+
 def _type_suffix(ctype: str) -> str:
     """".pdf" for application/pdf: how to name a nameless attached file of that type."""
     return mimetypes.guess_extension(ctype, strict=False) or ""
@@ -77,7 +90,7 @@ def extract(message: Message, max_attachments: int) -> tuple[list[Attachment], l
             continue
         ctype = part.get_content_type()
         name = _filename(part)
-        disposition = (part.get_content_disposition() or "").lower()
+        disposition = _disposition(part)
         typed = suffix_for_type(ctype)  # the suffix its MIME type says, "" for others
         if not name and not typed:
             if disposition == "attachment" and not ctype.startswith("text/"):
