@@ -295,9 +295,13 @@ def cmd_resend(args: argparse.Namespace, settings: Settings) -> int:
 
     store = open_store(settings.paths.data_dir)
     render = None
+    as_they_were: list[int] = []  # --all-failed: replies kept without content go unchanged
     if args.rebuild:
         env = check_templates(settings.paths.templates_dir)
-        render = lambda row_id: rebuild(store, settings, env, row_id)  # noqa: E731
+
+        def render(row_id: int) -> None:
+            if not rebuild(store, settings, env, row_id, strict=not args.all_failed):
+                as_they_were.append(row_id)
     try:
         ids = requeue(store, args.id, all_failed=args.all_failed, render=render)
     except KeyError as exc:
@@ -310,6 +314,9 @@ def cmd_resend(args: argparse.Namespace, settings: Settings) -> int:
         store.close()
     if ids:
         print(f"Đã đưa lại {len(ids)} thư vào hàng đợi gửi (số {', '.join(map(str, ids))}).")
+        if as_they_were:
+            print(f"Thư số {', '.join(map(str, as_they_were))} được gửi lại nguyên như cũ "
+                  "(không lưu nội dung để soạn lại theo mẫu mới).")
     else:
         print("Không có thư gửi lỗi nào.")
     return EXIT_OK

@@ -32,7 +32,7 @@ from .labels import status_label
 from .mail import imap, smtp
 from .replies import local_time, notice
 from .store import WAITING, Stage, Status, events, messages, now_iso, outbox, submissions
-from .text import strip_diacritics
+from .text import fold, strip_diacritics
 
 if TYPE_CHECKING:
     from imap_tools import BaseMailBox as MailBox
@@ -224,7 +224,11 @@ def release(pipeline: Pipeline, ident: str, *, unit_code: str | None = None, not
     elif unit is None:
         raise StaffError(f"địa chỉ {row['sender']} chưa thuộc đơn vị nào: ghi rõ mã đơn vị "
                          f"(DUYỆT {row['token']} <MÃ ĐƠN VỊ>, hoặc intake release … --unit MÃ)")
-    newer = submissions.newer_full_list(pipeline.store, unit.code, row["received_at"])
+    # An older full list would replace whatever the unit sent since, additions included;
+    # an older addition only what a newer full list holds.
+    full_list = "bo sung" not in fold(row["subject"] or "")
+    newer = submissions.newer(pipeline.store, unit.code, row["received_at"],
+                              full_only=not full_list)
     if newer is not None:  # the older list must not replace what the unit sent since
         raise StaffError(
             f"{unit.name} đã gửi danh sách mới hơn (nhận lúc "

@@ -368,3 +368,29 @@ def test_a_notice_without_stored_content_cannot_be_rebuilt(capsys, config, tmp_p
     code, _, err = run(capsys, "--config", str(config), "resend", "--id", str(reply_id),
                        "--rebuild")
     assert code == 2 and "without --rebuild" in err
+
+
+def test_all_failed_rebuild_sends_a_notice_again_as_it_was(capsys, config, tmp_path,
+                                                           monkeypatch):
+    """Found in review: one reply without stored content made `--all-failed --rebuild`
+    requeue nothing; it now goes again as it was, and the staff are told which."""
+    from intake.config import load_settings
+    from intake.mail import smtp
+    from intake.store import open_store
+
+    from .conftest import reply
+
+    monkeypatch.setenv("INTAKE_PATHS__DATA_DIR", str(tmp_path / "data"))
+    settings = load_settings(config)
+    store = open_store(settings.paths.data_dir)
+    reply_id = smtp.queue(store, None, "accepted", reply(settings))
+    before = store.one("SELECT raw FROM outbox WHERE id=?", (reply_id,))["raw"]
+    store.db.execute("UPDATE outbox SET state='failed' WHERE id=?", (reply_id,))
+    store.close()
+    code, out, err = run(capsys, "--config", str(config), "resend", "--all-failed", "--rebuild")
+    assert code == 0, err
+    assert f"số {reply_id}" in out and "nguyên như cũ" in out
+    store = open_store(settings.paths.data_dir)
+    again = store.one("SELECT state, raw FROM outbox WHERE id=?", (reply_id,))
+    store.close()
+    assert again["state"] == "queued" and again["raw"] == before

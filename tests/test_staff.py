@@ -359,6 +359,34 @@ def test_an_older_held_list_does_not_replace_a_newer_accepted_one(desk, dovecot,
     assert sent(smtp_sink, "needs-correction") == []
 
 
+def test_an_older_held_full_list_does_not_replace_a_newer_addition(desk, dovecot, smtp_sink,
+                                                                   reference, capsys):
+    """Found in review: only newer *full* lists were checked, so releasing an older full
+    list retired the rows of a "bổ sung" the unit had sent since."""
+    from datetime import datetime
+
+    from intake.config import TZ
+
+    user, settings, config = desk
+    unit = reference.units["CL"]
+    rows = eligible_rows(settings, reference, unit)
+    dovecot.deliver(user, unit_mail(unit.emails[0], user, "DS", attachments=[
+        ("ds.xlsx", form(settings, reference, unit, rows[:-3]))]),
+        when=datetime(2021, 2, 9, 9, 0, tzinfo=TZ))
+    dovecot.deliver(user, unit_mail(unit.emails[0], user, "DS cũ", auth="fail", attachments=[
+        ("ds.xlsx", form(settings, reference, unit, rows[:1]))]),
+        when=datetime(2021, 2, 10, 9, 0, tzinfo=TZ))
+    dovecot.deliver(user, unit_mail(unit.emails[0], user, "DS bổ sung", attachments=[
+        ("ds.xlsx", form(settings, reference, unit, rows[-3:]))]),
+        when=datetime(2021, 2, 12, 9, 0, tzinfo=TZ))
+    poll(settings)
+    token = row_of(settings, "status='held'")["token"]
+    code, _out, err = cli(capsys, config, "release", token)
+    assert code == 2 and "danh sách mới hơn" in err and "12/02/2021" in err
+    book = load_workbook(settings.paths.workbook)
+    assert len(list(book["Danh sách"].iter_rows(min_row=2))) == len(rows)
+
+
 def test_a_unit_code_that_contradicts_the_sender_is_refused(desk, dovecot, smtp_sink,
                                                             reference):
     user, settings, _config = desk

@@ -572,10 +572,12 @@ def requeue(store: Store, ids: list[int] | None = None, *, all_failed: bool = Fa
     return list(ids or [])
 
 
-def rebuild(store: Store, settings: Settings, env, reply_id: int) -> None:
+def rebuild(store: Store, settings: Settings, env, reply_id: int, *, strict: bool = True
+            ) -> bool:
     """Render a reply again from what it says (its stored ``Reply``), with the templates
     of today, keeping its attachments; it gets a new Message-ID. In the caller's
-    transaction. ``KeyError(id, reason)`` when it cannot be rebuilt."""
+    transaction. A reply kept without its content raises ``KeyError(id, reason)``, or
+    with ``strict=False`` is left as it was (returns False)."""
     from email import message_from_bytes
 
     from ..replies import Reply, render_reply
@@ -583,17 +585,26 @@ def rebuild(store: Store, settings: Settings, env, reply_id: int) -> None:
     row = outbox.get(store, reply_id)
     if row is None:
         raise KeyError(reply_id, None)
-    if not row["content"]:
-        raise KeyError(reply_id, "kept without its content (a staff notice, or queued by an "
-                                 "older version): send it again as it was, without --rebuild")
+    try:
+        reply = Reply.from_json(row["content"]) if row["content"] else None
+    except (ValueError, TypeError, KeyError) as exc:  # written by another version
+        log.warning("reply id=%s: stored content unreadable (%s)", reply_id, exc)
+        reply = None
+    if reply is None:
+        if not strict:
+            return False
+        raise KeyError(reply_id, "kept without readable content (a staff notice, or queued "
+                                 "by an older version): send it again as it was, without "
+                                 "--rebuild")
     old = message_from_bytes(row["raw"], policy=policy.default)
     attachments = [(part.get_filename() or "tep.xlsx", part.get_content())
                    for part in old.iter_attachments()]  # type: ignore[attr-defined]
-    message = render_reply(settings, env, Reply.from_json(row["content"]), attachments)
+    message = render_reply(settings, env, reply, attachments)
     outbox.rewrite(store, reply_id, subject=str(message["Subject"]),
                    message_id=str(message["Message-ID"]),
                    raw=message.as_bytes(policy=SMTP_POLICY))
     log.info("reply id=%s rendered again as %s", reply_id, message["Message-ID"])
+    return True
 
 
 def status_lines(store: Store) -> list[str]:

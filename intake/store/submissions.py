@@ -52,10 +52,12 @@ def of_unit(store: Store, unit_code: str) -> list[Row]:
                        " ORDER BY s.received_at, s.id", (unit_code,))
 
 
-def newer_full_list(store: Store, unit_code: str, than: str) -> Row | None:
-    """A full list the unit sent after ``than`` (an older one must not replace it)."""
-    return store.one("SELECT received_at FROM submissions WHERE unit_code=? AND addition=0 AND"
-                     " received_at > ? ORDER BY received_at DESC LIMIT 1", (unit_code, than))
+def newer(store: Store, unit_code: str, than: str, *, full_only: bool) -> Row | None:
+    """The latest list the unit sent after ``than`` (a full one only, with ``full_only``):
+    an older list released by staff must not replace it."""
+    return store.one("SELECT received_at FROM submissions WHERE unit_code=? AND received_at > ?"
+                     + (" AND addition=0" if full_only else "")
+                     + " ORDER BY received_at DESC LIMIT 1", (unit_code, than))
 
 
 # -- rows and findings -------------------------------------------------------------------------
@@ -137,7 +139,7 @@ def current_rows_in_order(store: Store, unit_rank: dict[str, int],
     _rank_functions(store, unit_rank, commune_rank)
     yield from store.db.execute(
         "SELECT * FROM rows WHERE current=1 ORDER BY intake_unit_rank(unit_code),"
-        " intake_commune_rank(commune), received_at, file, sheet, row_number")
+        " intake_commune_rank(commune), received_at, file, sheet, row_number, id")
 
 
 def current_findings_in_order(store: Store, unit_rank: dict[str, int]) -> Iterator[Row]:
@@ -145,7 +147,7 @@ def current_findings_in_order(store: Store, unit_rank: dict[str, int]) -> Iterat
     _rank_functions(store, unit_rank, {})
     yield from store.db.execute(
         "SELECT * FROM findings WHERE current=1 ORDER BY intake_unit_rank(unit_code),"
-        " submission, file, sheet, COALESCE(row_number, 0), column_letter")
+        " submission, file, sheet, COALESCE(row_number, 0), column_letter, id")
 
 
 def _rank_functions(store: Store, unit_rank: dict[str, int], commune_rank: dict[str, int]

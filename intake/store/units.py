@@ -40,8 +40,8 @@ def save(store: Store, unit_code: str, coverage: list[CommuneCoverage]) -> None:
     """Decide and store the unit's state from its current list (in the filing transaction).
 
     The status is its latest list's, except that a unit whose current list still has an
-    error (an earlier row a "bổ sung" did not fix) needs correction, and one whose errors
-    are all fixed is accepted.
+    error (an earlier row a "bổ sung" did not fix) or no row at all needs correction, and
+    one whose errors are all fixed is accepted.
     """
     last = submissions.last(store, unit_code)
     if last is None:
@@ -49,8 +49,8 @@ def save(store: Store, unit_code: str, coverage: list[CommuneCoverage]) -> None:
     rows = submissions.current_rows(store, unit_code)
     errors = len(submissions.current_findings(store, unit_code, level="error"))
     status = last["status"]
-    if status in (Status.ACCEPTED, Status.NEEDS_CORRECTION):
-        status = Status.NEEDS_CORRECTION if errors else Status.ACCEPTED
+    if status in (Status.ACCEPTED, Status.NEEDS_CORRECTION):  # as filing judges a list
+        status = Status.NEEDS_CORRECTION if errors or not rows else Status.ACCEPTED
     valid = [r for r in rows if r["valid"]]
     store.db.execute(
         "INSERT OR REPLACE INTO unit_states(unit_code, status, submissions, received_at, late,"
