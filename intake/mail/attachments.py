@@ -39,6 +39,9 @@ def _filename(part: Message) -> str:
     return str(name) if name else _raw_filename(part)
 
 
+MAX_RAW_NAME = 2_000  # characters of a raw name parameter read (names are cut to 120 bytes)
+
+
 def _raw_filename(part: Message) -> str:
     """The name as written in the headers, encoded words decoded, when the parser gave
     none: a unit's file must never vanish because its mailer wrote the name loosely."""
@@ -48,7 +51,8 @@ def _raw_filename(part: Message) -> str:
             match = _RAW_NAME.search(" ".join(str(value).split()))
             if not match or not match.group(1).strip().strip('"'):
                 continue
-            text = match.group(1).strip().strip('"')
+            # A file name needs no more: decoding thousands of encoded words is slow.
+            text = match.group(1).strip().strip('"')[:MAX_RAW_NAME]
             try:
                 return str(make_header(decode_header(text)))
             except Exception as exc:  # an undecodable word: keep the text as written
