@@ -13,13 +13,14 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .config import Settings, load_settings
     from .findings import CODES, Finding
-    from .pipeline import Pipeline, rebuild
+    from .pipeline import Pipeline
     from .reference import Reference, load_reference
     from .sheets.report import Report, check_files
+    from .workbook import rebuild
 
 _WHERE = {
     "CODES": ".findings", "Finding": ".findings",
-    "Pipeline": ".pipeline", "rebuild": ".pipeline",
+    "Pipeline": ".pipeline", "rebuild": ".workbook",
     "Reference": ".reference", "load_reference": ".reference",
     "Report": ".sheets.report", "check_files": ".sheets.report",
     "Settings": ".config", "load_settings": ".config",

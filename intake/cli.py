@@ -327,7 +327,7 @@ def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
 
     Example: intake rebuild
     """
-    from .pipeline import rebuild
+    from .workbook import rebuild
 
     print(rebuild(settings))
     return EXIT_OK

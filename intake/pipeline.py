@@ -24,7 +24,7 @@ from .filing import Filer, Filing
 from .locks import cycle_lock
 from .mail import imap, smtp, sync
 from .mail.oauth import imap_secret
-from .recheck import notice_reference_change, restore_unit_states
+from .recheck import notice_reference_change
 from .reference import Reference, Unit, load_reference
 from .replies import check_templates
 from .store import Store, messages, open_store, submissions
@@ -42,6 +42,12 @@ class CycleResult:
     set_aside: int = 0
     errors: list[str] = field(default_factory=list)
     workbook: Path | None = None
+
+    @property
+    def changed(self) -> bool:
+        """Whether the cycle changed anything the workbook shows (a quiet one does not)."""
+        return bool(self.fetched or self.statuses or self.moved or self.set_aside
+                    or any(self.sent.values()))
 
 
 class Pipeline:
@@ -77,13 +83,9 @@ class Pipeline:
                 rechecked = notice_reference_change(self)
                 self._cycle(password, result, backlog)
                 self.store.event("cycle", f"fetched={result.fetched}")
-                # A quiet cycle (the usual one) changes nothing the workbook shows: keep it.
-                if (rechecked is not None or result.fetched or result.statuses or result.moved
-                        or result.set_aside or any(result.sent.values())
-                        or not settings.paths.workbook.exists()):
+                result.workbook = settings.paths.workbook  # a quiet cycle keeps it
+                if result.changed or rechecked is not None or not result.workbook.exists():
                     result.workbook = write_workbook(self.store, self.reference, settings)
-                else:
-                    result.workbook = settings.paths.workbook
             except OSError as exc:  # IMAP failures arrive as MailboxError: this one is ours
                 raise StorageError(f"cannot write {exc.filename or 'a local file'}: "
                                    f"{exc.strerror or exc}") from None
@@ -155,15 +157,3 @@ class Pipeline:
                 if attempts >= self.settings.mailbox.max_attempts else "")
         with self.store.transaction():
             messages.failed(self.store, int(row["id"]), attempts, error, hold=hold)
-
-
-def rebuild(settings: Settings) -> Path:
-    """Rewrite the workbook from the store alone (``intake rebuild``), in its turn."""
-    store = open_store(settings.paths.data_dir, settings.paths.workbook)
-    try:
-        with cycle_lock(settings.paths.data_dir):
-            pipeline = Pipeline(settings, store)
-            restore_unit_states(pipeline)
-            return write_workbook(store, pipeline.reference, settings)
-    finally:
-        store.close()

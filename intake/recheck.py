@@ -234,29 +234,10 @@ def _tell_staff(pipeline: Pipeline, result: RecheckResult, key: str) -> None:
         store.event(key)
 
 
-def restore_unit_states(pipeline: Pipeline) -> RecheckResult | None:
-    """Units whose state was never stored (a store from before states were kept) get it
-    from the list the store holds, as filing would have stored it (``units.save``):
-    nothing is read from the archive or checked again, so a lost archived file or a rule
-    changed since cannot stop a cycle or ``intake rebuild``, and no row is filed twice.
-    Nobody is answered. The caller holds the lock. None when every unit with a list
-    already has its state."""
-    store = pipeline.store
-    missing = [c for c in units.unsaved(store) if c in pipeline.reference.units]
-    if not missing:
-        return None
-    with store.transaction():
-        for code in missing:
-            registered = submissions.registered(store, code)
-            units.save(store, code, pipeline.reference.coverage(code, registered))
-    log.info("unit states restored for %s", ", ".join(missing))
-    return RecheckResult([])
-
-
 def notice_reference_change(pipeline: Pipeline) -> RecheckResult | None:
     """At each cycle: when the reference lists changed since the last one, recheck every
     unit (without answering units) and tell staff what changed. The caller holds the lock."""
-    restored = restore_unit_states(pipeline)
+    restored = RecheckResult([]) if units.restore(pipeline.store, pipeline.reference) else None
     digest = reference_digest(pipeline)
     store = pipeline.store
     known = events.get(store, REFERENCE_KEY)

@@ -28,10 +28,11 @@ from .archive import file_mode
 from .config import TZ, Settings
 from .findings import LEVEL_LABELS
 from .labels import ACTION_LABELS, LEVELS, kind_label, outbox_label, status_label
-from .reference import Reference
+from .locks import cycle_lock
+from .reference import Reference, load_reference
 from .replies import short_time
 from .sheets.layout import CM, FONT_NAME, row_height, wrapped_lines
-from .store import Store, events, messages, outbox, submissions, units
+from .store import Store, events, messages, open_store, outbox, submissions, units
 from .text import clean, vietnamese_sort_key
 
 SUMMARY = ["Đơn vị", "Trạng thái", "Lần nộp", "Nộp lúc", "Trễ hạn", "Số Chi đoàn hợp lệ",
@@ -391,6 +392,18 @@ def build(store: Store, reference: Reference, settings: Settings, target: Path,
         _append(log, values, styles)
     _finish(log, len(LOG))
     book.close()
+
+
+def rebuild(settings: Settings) -> Path:
+    """Rewrite the workbook from the store alone (``intake rebuild``), in its turn."""
+    store = open_store(settings.paths.data_dir, settings.paths.workbook)
+    try:
+        with cycle_lock(settings.paths.data_dir):
+            reference = load_reference(settings.paths.reference_dir)
+            units.restore(store, reference)
+            return write(store, reference, settings)
+    finally:
+        store.close()
 
 
 def write(store: Store, reference: Reference, settings: Settings) -> Path:

@@ -179,7 +179,7 @@ def word_heights(pdf: Path, page: int) -> list[float]:
 def demo_workbook(tmp_path: Path) -> tuple[Path, object]:
     """The workbook after the demo's mail from every unit (corrections, late, additions…)."""
     from intake.demo import sample_mail
-    from intake.pipeline import rebuild
+    from intake.workbook import rebuild
 
     from .conftest import file_offline, make_settings
 

@@ -11,9 +11,9 @@ from pathlib import Path
 from openpyxl import load_workbook
 
 import intake
-from intake.pipeline import rebuild
 from intake.samples import eligible_rows, form, unit_mail
 from intake.store import SCHEMA_VERSION, Status, open_store, units
+from intake.workbook import rebuild
 
 from .conftest import file_offline, make_settings
 

@@ -11,10 +11,9 @@ from pathlib import Path
 import pytest
 from openpyxl import load_workbook
 
-from intake.pipeline import rebuild
 from intake.samples import eligible_rows, form, unit_mail
 from intake.store import SCHEMA_VERSION, open_store
-from intake.workbook import COVERAGE, FINDINGS, LOG, ROWS, SHEETS, SUMMARY
+from intake.workbook import COVERAGE, FINDINGS, LOG, ROWS, SHEETS, SUMMARY, rebuild
 
 from .conftest import file_offline, make_settings
 

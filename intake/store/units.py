@@ -5,12 +5,15 @@ through ``summaries`` and derives nothing itself."""
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 
 from ..reference import CommuneCoverage, Reference, Unit
 from ..text import vietnamese_sort_key
 from . import messages, submissions
 from .db import Status, Store, now_iso
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,21 @@ def save(store: Store, unit_code: str, coverage: list[CommuneCoverage]) -> None:
          int(last["late"]), len(valid), sum(1 for r in valid if r["level"] == "provincial"),
          sum(1 for r in valid if r["level"] == "district"), len(rows) - len(valid), errors,
          json.dumps([c.as_json() for c in coverage], ensure_ascii=False), now_iso()))
+
+
+def restore(store: Store, reference: Reference) -> list[str]:
+    """Units whose state was never stored (a store from before states were kept) get it
+    from the list the store holds, as filing would have stored it: nothing is read from
+    the archive or checked again, so a lost archived file or a rule changed since cannot
+    stop a cycle or ``intake rebuild``. The caller holds the cycle lock. Returns the
+    units restored."""
+    missing = [code for code in unsaved(store) if code in reference.units]
+    if missing:
+        with store.transaction():
+            for code in missing:
+                save(store, code, reference.coverage(code, submissions.registered(store, code)))
+        log.info("unit states restored for %s", ", ".join(missing))
+    return missing
 
 
 def unsaved(store: Store) -> list[str]:
