@@ -39,13 +39,13 @@ def folder_uids(dovecot, user: str, folder: str) -> list[str]:
 
 # A handful of the corpus end to end (every message is checked offline in test_corpus.py):
 # an auto-reply, a bounce, a message with no header at all, one whose headers run into its
-# body, a Word file, a .csv the reader reads, a bounce's text that names no automaton
-# once a unit's address is on it.
+# body, a Word file with a raw 8-bit name, a .csv the reader reads, a bounce's text that
+# names no automaton once a unit's address is on it.
 HANDFUL = ["mail/sisimai-set-of-emails/bsd/rfc3834-01.eml",
            "mail/imap_tools/multipart_report_emails/report_530.eml",
            "mail/imap_tools/error_emails/bad_encoded_subject.eml",
            "mail/cpython/msg_35.txt",
-           "mail/php-mime-mail-parser/m0024",
+           "mail/enmime/mail/mime-bad-8bit-filename.raw",
            "mail/enmime/mail/attachment-only-text-attachment.raw",
            "mail/sisimai-set-of-emails/bsd/lhost-yahoo-01.eml"]
 
