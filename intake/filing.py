@@ -217,11 +217,13 @@ class Filer:
         warnings = [f for f in findings if not f.is_error and f.code != "MAIL_LATE"]
         valid = [r for r in report.results if r.valid]
         groups, more, shown_warnings = self._bounded(errors, warnings)
-        levels = submissions.valid_by_level(self.store, outcome.unit.code if outcome.unit else "")
+        # the unit's whole list after this mail, as filing has just stored it
+        state = units.saved(self.store, outcome.unit.code) if outcome.unit else None
         return dataclasses.replace(
             reply, addition=bool(outcome.envelope and outcome.envelope.addition),
-            unit_valid=sum(levels.values()), unit_provincial=levels.get("provincial", 0),
-            unit_district=levels.get("district", 0),
+            unit_valid=state["valid"] if state else 0,
+            unit_provincial=state["provincial"] if state else 0,
+            unit_district=state["district"] if state else 0,
             files=[FileLine(f.file, len(f.results), f.valid_rows) for f in report.files],
             valid_rows=len(valid),
             provincial=sum(1 for r in valid if r.row.level == "provincial"),

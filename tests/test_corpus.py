@@ -17,15 +17,10 @@ from .conftest import ON_TIME, file_offline, make_settings
 from .mail_corpus import CORPUS, UNIT, CorpusMail, as_unit, corpus_mail
 
 MAILS = corpus_mail()
-# Where the code disagrees with what the message says: a bug, reported, kept visible here
-# (strict: the test fails as soon as the code is fixed, so the mark is removed then).
-KNOWN_BUGS: dict[str, str] = {}
 
 
 def _param(mail: CorpusMail):
-    marks = [pytest.mark.xfail(strict=True, reason=KNOWN_BUGS[mail.path])] \
-        if mail.path in KNOWN_BUGS else []
-    return pytest.param(mail, id=mail.path.removeprefix("mail/"), marks=marks)
+    return pytest.param(mail, id=mail.path.removeprefix("mail/"))
 
 
 @pytest.fixture(scope="module")

@@ -114,17 +114,20 @@ def held_elsewhere(store: Store, unit_code: str, hamlets: Iterable[tuple[str, st
     return held
 
 
-def valid_by_level(store: Store, unit_code: str) -> dict[str, int]:
-    """The unit's current valid rows counted by level ("provincial", "district")."""
-    return {r[0]: int(r[1]) for r in store.query(
-        "SELECT level, COUNT(*) FROM rows WHERE unit_code=? AND current=1 AND valid=1"
-        " GROUP BY level", (unit_code,))}
+def figures(store: Store, unit_code: str) -> tuple[int, int, int, int, int]:
+    """The unit's current list counted: (rows, valid, provincial, district, errors)."""
+    rows = store.one(
+        "SELECT COUNT(*), COALESCE(SUM(valid), 0),"
+        " COALESCE(SUM(valid=1 AND level='provincial'), 0),"
+        " COALESCE(SUM(valid=1 AND level='district'), 0)"
+        " FROM rows WHERE unit_code=? AND current=1", (unit_code,))
+    errors = store.one("SELECT COUNT(*) FROM findings WHERE current=1 AND unit_code=? AND"
+                       " level='error'", (unit_code,))
+    return int(rows[0]), int(rows[1]), int(rows[2]), int(rows[3]), int(errors[0])
 
 
-def current_rows(store: Store, unit_code: str | None = None) -> list[Row]:
-    """The current rows of one unit, or of every unit."""
-    if unit_code is None:
-        return store.query("SELECT * FROM rows WHERE current=1")
+def current_rows(store: Store, unit_code: str) -> list[Row]:
+    """The current rows of one unit."""
     return store.query("SELECT * FROM rows WHERE unit_code=? AND current=1", (unit_code,))
 
 
@@ -159,17 +162,13 @@ def _rank_functions(store: Store, unit_rank: dict[str, int], commune_rank: dict[
                              deterministic=True)
 
 
-def current_findings(store: Store, unit_code: str | None = None, *,
-                     level: str | None = None) -> list[Row]:
-    """The current findings of one unit (or every unit), of one level when given."""
-    sql, params = "SELECT * FROM findings WHERE current=1", []
-    if unit_code is not None:
-        sql += " AND unit_code=?"
-        params.append(unit_code)
-    if level is not None:
-        sql += " AND level=?"
-        params.append(level)
-    return store.query(sql, tuple(params))
+def current_findings(store: Store, unit_code: str, *, level: str | None = None) -> list[Row]:
+    """The current findings of one unit, of one level when given."""
+    if level is None:
+        return store.query("SELECT * FROM findings WHERE current=1 AND unit_code=?",
+                           (unit_code,))
+    return store.query("SELECT * FROM findings WHERE current=1 AND unit_code=? AND level=?",
+                       (unit_code, level))
 
 
 def row_has_finding(store: Store, unit_code: str, commune_code: str, hamlet_key: str,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
+from sqlite3 import Row
 
 from ..reference import CommuneCoverage, Reference, Unit
 from ..text import vietnamese_sort_key
@@ -49,20 +50,22 @@ def save(store: Store, unit_code: str, coverage: list[CommuneCoverage]) -> None:
     last = submissions.last(store, unit_code)
     if last is None:
         return
-    rows = submissions.current_rows(store, unit_code)
-    errors = len(submissions.current_findings(store, unit_code, level="error"))
+    rows, valid, provincial, district, errors = submissions.figures(store, unit_code)
     status = last["status"]
     if status in (Status.ACCEPTED, Status.NEEDS_CORRECTION):  # as filing judges a list
         status = Status.NEEDS_CORRECTION if errors or not rows else Status.ACCEPTED
-    valid = [r for r in rows if r["valid"]]
     store.db.execute(
         "INSERT OR REPLACE INTO unit_states(unit_code, status, submissions, received_at, late,"
         " valid, provincial, district, invalid, errors, coverage, updated_at)"
         " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
         (unit_code, str(status), submissions.count(store, unit_code), last["received_at"],
-         int(last["late"]), len(valid), sum(1 for r in valid if r["level"] == "provincial"),
-         sum(1 for r in valid if r["level"] == "district"), len(rows) - len(valid), errors,
+         int(last["late"]), valid, provincial, district, rows - valid, errors,
          json.dumps([c.as_json() for c in coverage], ensure_ascii=False), now_iso()))
+
+
+def saved(store: Store, unit_code: str) -> Row | None:
+    """The unit's stored state (None before its first list)."""
+    return store.one("SELECT * FROM unit_states WHERE unit_code=?", (unit_code,))
 
 
 def restore(store: Store, reference: Reference) -> list[str]:
